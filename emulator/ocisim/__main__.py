@@ -1,0 +1,3 @@
+from ocisim.cli import main
+
+raise SystemExit(main())
