@@ -430,3 +430,41 @@ class Service:
 
 def body_fingerprint(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+# -- events other services emit (delivered by the Events service, when it is served) -------------
+
+
+def cloud_event(world: World, region: Region, event_type: str, *, source: str, compartment_id: str,
+                resource_id: str | None = None, resource_name: str | None = None,
+                freeform_tags: dict[str, str] | None = None, defined_tags: dict[str, Any] | None = None,
+                additional_details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A CloudEvents 0.1 event as the Events service delivers it (note the key ``eventID``)."""
+    comp = world.compartments.get(compartment_id)
+    return {
+        "eventType": event_type,
+        "cloudEventsVersion": "0.1",
+        "eventTypeVersion": "2.0",
+        "source": source,
+        "eventID": new_ocid("event", region.key).split(".")[-1],
+        "eventTime": rfc3339(world.clock.now()),
+        "contentType": "application/json",
+        "extensions": {"compartmentId": compartment_id},
+        "data": {
+            "compartmentId": compartment_id,
+            "compartmentName": comp.name if comp else None,
+            "resourceName": resource_name,
+            "resourceId": resource_id,
+            "availabilityDomain": None,
+            "freeformTags": freeform_tags or {},
+            "definedTags": defined_tags or {},
+            "additionalDetails": additional_details or {},
+        },
+    }
+
+
+async def emit_event(world: World, region: Region, event: dict[str, Any]) -> None:
+    """Hand ``event`` to the Events service (``events.emit`` hook), which matches rules and delivers
+    asynchronously; a no-op when Events is not served."""
+    if world.has("events.emit"):
+        await world.call("events.emit", region.name, event)
