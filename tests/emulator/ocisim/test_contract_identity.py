@@ -26,7 +26,8 @@ def test_identity_shapes(ocisim: OcisimServer, ocisim_control: OcisimControl, oc
     assert_all_match(listed, m.Compartment)
     users = raw_call(ocisim, oci_config, "GET", "identity", "/20160918/users",
                      params={"compartmentId": ocisim.tenancy_id}).json()
-    assert_all_match(users, m.User, optional=["external_identifier", "identity_provider_id", "last_successful_login_time",
-                                              "previous_successful_login_time", "db_user_name"])
+    assert_all_match(users, m.User, optional=["external_identifier", "identity_provider_id",
+                                              "last_successful_login_time", "previous_successful_login_time",
+                                              "db_user_name"])
     keys = raw_call(ocisim, oci_config, "GET", "identity", f"/20160918/users/{users[0]['id']}/apiKeys").json()
     assert_all_match(keys, m.ApiKey)
