@@ -45,6 +45,9 @@ class Route:
     body_headers_signed: bool = True
     #: whether an ``opc-retry-token`` makes a repeated request return the first answer
     retry_token: bool = False
+    #: whether a request without an ``Authorization`` header is served too (links that carry their
+    #: own token, such as the ONS subscription confirmation URL a subscriber opens unsigned)
+    auth_optional: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

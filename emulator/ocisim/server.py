@@ -108,9 +108,10 @@ class Emulator:
         status = 500
         message: str | None = None
         try:
-            call.principal = self.keyring.verify(
-                request.method, request.raw_path, request.headers, body,
-                require_body_headers=route.body_headers_signed and bool(body))
+            if not (route.auth_optional and "authorization" not in request.headers):
+                call.principal = self.keyring.verify(
+                    request.method, request.raw_path, request.headers, body,
+                    require_body_headers=route.body_headers_signed and bool(body))
             fault = world.faults.roll(region.name, service.name, route.operation)
             if fault is not None:
                 if fault.latency_ms:
