@@ -55,7 +55,7 @@ class Settings:
 
     #: how long CREATING/UPDATING/DELETING last, in (virtual) seconds
     provisioning_delay: float = 1.0
-    #: minutes between an audit event's eventTime and the moment ListEvents can return it
+    #: seconds between an audit event's eventTime and the moment ListEvents can return it
     audit_processing_delay: float = 0.0
     #: random extra delay, uniformly 0..jitter seconds, added per event
     audit_processing_jitter: float = 0.0
