@@ -41,10 +41,10 @@ unit: $(STAMP) $(OCI_CLI)
 test: lint typecheck unit
 
 demo: $(STAMP)
-	$(BIN)/python -m ocisim.demo
+	$(BIN)/python -m ocisim.demo $(ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(ARGS)
 
 lock:
 	$(PYTHON) -m venv /tmp/siem-lock && /tmp/siem-lock/bin/pip install $(PIP_FLAGS) --dry-run --report /tmp/siem-lock.json -e '.[test]'
