@@ -7,8 +7,9 @@ instantly unless the test asks for a delay.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -89,3 +90,14 @@ def endpoint_template_from_env() -> str | None:
 def state_dir_of(server: OcisimServer) -> Path:
     assert server.state_dir is not None
     return server.state_dir
+
+
+@contextlib.contextmanager
+def swapped_hook(server: OcisimServer, name: str, fn: Callable[..., Awaitable[Any]]) -> Iterator[None]:
+    """Serve ``fn`` as the world's hook ``name`` (e.g. ``functions.invoke``, ``events.emit``) while the
+    block runs, then put back whatever was there: the real service, when it is served."""
+    previous = server.run_in_loop(server.world.replace_hook, name, fn)
+    try:
+        yield
+    finally:
+        server.run_in_loop(server.world.replace_hook, name, previous)

@@ -192,6 +192,14 @@ class World:
     def has(self, name: str) -> bool:
         return name in self._hooks
 
+    def replace_hook(self, name: str, fn: InternalCall | None) -> InternalCall | None:
+        """Serve ``fn`` as hook ``name`` (``None`` withdraws it) and return what was there, so a test
+        can stand in for a service and put the real one back (``ocisim.testing.swapped_hook``)."""
+        previous = self._hooks.pop(name, None)
+        if fn is not None:
+            self._hooks[name] = fn
+        return previous
+
     async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call a hook another service provides; raises if that service is not served."""
         fn = self._hooks.get(name)

@@ -1,16 +1,13 @@
-"""Helpers for the Notifications and Events tests: a local HTTPS-subscriber stand-in, hook swapping,
-and the ONS/Events control routes."""
+"""Helpers for the Notifications and Events tests: a local HTTPS-subscriber stand-in and the ONS/Events
+control routes."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode
 
-from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
 
 
@@ -60,30 +57,6 @@ class Receiver:
         with self._lock:
             return [r for r in self.requests if r["headers"].get("X-OCI-NS-MessageType") == kind]
 
-
-Hook = Callable[..., Awaitable[Any]]
-
-
-@contextlib.contextmanager
-def swapped_hook(server: OcisimServer, name: str, fn: Hook) -> Iterator[None]:
-    """Serve ``fn`` as the world's hook ``name`` (e.g. ``functions.invoke``) for the duration, then
-    put back whatever was there: the real service, when it is served, provides the same name.
-
-    ``World`` offers no getter for hooks, so the previous one is read from its private table."""
-    world = server.world
-    previous = world._hooks.get(name)
-
-    def restore() -> None:
-        if previous is None:
-            world._hooks.pop(name, None)
-        else:
-            world.provide(name, previous)
-
-    server.run_in_loop(world.provide, name, fn)
-    try:
-        yield
-    finally:
-        server.run_in_loop(restore)
 
 
 def drain(control: OcisimControl, service: str = "ons") -> None:

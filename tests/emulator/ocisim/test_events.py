@@ -13,8 +13,8 @@ from oci.events.models import CreateStreamingServiceActionDetails, Rule
 from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
 from ocisim.ocid import new_ocid
-from ocisim.testing import sdk_client
-from tests.emulator.ocisim.ons_support import Receiver, deliveries, drain, swapped_hook
+from ocisim.testing import sdk_client, swapped_hook
+from tests.emulator.ocisim.ons_support import Receiver, deliveries, drain
 
 ev = oci.events.models
 CREATE_BUCKET = "com.oraclecloud.objectstorage.createbucket"

@@ -16,8 +16,8 @@ from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
 from ocisim.errors import OciError
 from ocisim.ocid import new_ocid
-from ocisim.testing import sdk_client
-from tests.emulator.ocisim.ons_support import Receiver, deliveries, drain, swapped_hook
+from ocisim.testing import sdk_client, swapped_hook
+from tests.emulator.ocisim.ons_support import Receiver, deliveries, drain
 from tests.support.contract import raw_call
 
 ons = oci.ons.models

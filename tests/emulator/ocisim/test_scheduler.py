@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import oci
@@ -13,32 +12,13 @@ import pytest
 from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
 from ocisim.errors import OciError
-from ocisim.testing import sdk_client
+from ocisim.testing import sdk_client, swapped_hook
 from tests.support.contract import raw_call
 
 M = oci.resource_scheduler.models
 FUNCTION = "ocid1.fnfunc.oc1.iad.aaaaaaaafanoutfunction"
 OTHER_FUNCTION = "ocid1.fnfunc.oc1.iad.aaaaaaaaotherfunction"
 T0 = "2026-01-01T00:00:30Z"
-
-
-@contextlib.contextmanager
-def swapped_hook(server: OcisimServer, name: str, fn: Callable[..., Awaitable[Any]]) -> Iterator[None]:
-    """Serve ``fn`` as hook ``name`` for the test, then restore what was there (World has no getter)."""
-    world = server.world
-    previous = world._hooks.get(name)
-
-    def restore() -> None:
-        if previous is None:
-            world._hooks.pop(name, None)
-        else:
-            world.provide(name, previous)
-
-    server.run_in_loop(world.provide, name, fn)
-    try:
-        yield
-    finally:
-        server.run_in_loop(restore)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
-from ocisim.testing import sdk_client
+from ocisim.testing import sdk_client, swapped_hook
 from tests.support.contract import raw_call
 
 M = oci.streaming.models
@@ -262,16 +262,15 @@ def test_work_requests_are_listed_as_a_collection(admin: oci.streaming.StreamAdm
 
 
 def test_create_and_delete_emit_resource_events(admin: oci.streaming.StreamAdminClient, ocisim: OcisimServer,
-                                                comp: str, monkeypatch: pytest.MonkeyPatch) -> None:
+                                                comp: str) -> None:
     seen: list[tuple[str, dict[str, Any]]] = []
 
     async def emit(region: str, event: dict[str, Any]) -> None:
         seen.append((region, event))
 
-    # stand in for the Events service for this test only (restored afterwards)
-    monkeypatch.setitem(ocisim.world._hooks, "events.emit", emit)
-    stream = _stream(admin, "evented", comp, freeform_tags={"k": "v"})
-    admin.delete_stream(stream.id)
+    with swapped_hook(ocisim, "events.emit", emit):  # stand in for the Events service
+        stream = _stream(admin, "evented", comp, freeform_tags={"k": "v"})
+        admin.delete_stream(stream.id)
     assert [(r, e["eventType"]) for r, e in seen] == [
         (ocisim.home_region, "com.oraclecloud.streaming.createstream"),
         (ocisim.home_region, "com.oraclecloud.streaming.deletestream"),
