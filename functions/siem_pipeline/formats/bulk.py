@@ -1,0 +1,39 @@
+"""OpenSearch / Elasticsearch ``_bulk`` NDJSON (notes §4).
+
+Each event is two lines, each ending in LF (the last one too): the action
+``{"create":{"_index":"oci-audit-YYYY.MM.DD","_id":"<eventId>"}}`` and the document. ``create`` with
+``_id = eventId`` makes a re-sent event a per-item 409 instead of a second document. The index name is
+a ``strftime`` pattern over the event's ``eventTime`` in UTC. The document is the redacted event, with
+``@timestamp`` set to ``eventTime`` when ``timestamp_field`` is on (what dashboards sort by).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
+
+from siem_pipeline.formats.common import parse_time
+
+DEFAULT_INDEX: Final = "oci-audit-%Y.%m.%d"
+
+
+@dataclasses.dataclass(frozen=True)
+class BulkFormat:
+    index: str = DEFAULT_INDEX
+    timestamp_field: bool = True
+
+    def index_for(self, event: Mapping[str, Any]) -> str:
+        if "%" not in self.index:
+            return self.index
+        return parse_time(event["eventTime"])[0].strftime(self.index).lower()
+
+    def encode(self, event: Mapping[str, Any]) -> bytes:
+        """The action line and the document line, both LF-terminated."""
+        action = orjson.dumps({"create": {"_index": self.index_for(event), "_id": event["eventId"]}})
+        document: Mapping[str, Any] = event
+        if self.timestamp_field and "@timestamp" not in event:
+            document = {"@timestamp": event["eventTime"], **event}
+        return action + b"\n" + orjson.dumps(document) + b"\n"

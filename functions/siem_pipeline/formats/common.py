@@ -1,0 +1,116 @@
+"""What every format reads from an audit event: its id, type, time and dotted fields.
+
+Events arrive in the Audit API's shape (CloudEvents 0.1: ``eventId``, ``eventType``, ``eventTime``,
+``data``). :func:`normalize` also accepts the Logging ``_Audit`` shape (CloudEvents 1.0: ``id``,
+``type``, ``time``, ``dataschema``) and the Events service's ``eventID`` spelling, and returns the
+Audit shape, so every format and the deduplication see one spelling.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+_RFC3339: Final = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:?\d{2})?$")
+
+
+class EventShapeError(ValueError):
+    """The event lacks a field every format needs; the message says which."""
+
+
+def parse_time(text: str) -> tuple[dt.datetime, int]:
+    """Parse an RFC 3339 time: ``(UTC datetime at microsecond precision, nanoseconds of the second)``.
+
+    Fractions longer than 6 digits (OCI sometimes writes nanoseconds) are kept in the second value;
+    a time without an offset is taken as UTC.
+    """
+    match = _RFC3339.match(text.strip())
+    if not match:
+        raise EventShapeError(f"eventTime {text!r} is not an RFC 3339 time")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    nanos = int((fraction or "0")[:9].ljust(9, "0"))
+    tz = dt.UTC
+    if offset and offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        digits = offset[1:].replace(":", "")
+        tz = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    try:
+        value = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                            nanos // 1000, tzinfo=tz)
+    except ValueError as err:
+        raise EventShapeError(f"eventTime {text!r} is not a valid time: {err}") from None
+    return value.astimezone(dt.UTC), nanos
+
+
+def epoch_seconds(text: str) -> float:
+    """``eventTime`` as epoch seconds with its fraction (millisecond-exact for OCI's 3-digit times)."""
+    value, nanos = parse_time(text)
+    whole = int(value.replace(microsecond=0).timestamp())
+    # Round to microseconds, then let float's shortest repr print ``…59.252``, not ``…59.25199997``.
+    return round(whole + nanos / 1e9, 6)
+
+
+def rfc3339_micros(text: str) -> str:
+    """``eventTime`` as RFC 3339 UTC with at most 6 fractional digits (RFC 5424's limit)."""
+    value, nanos = parse_time(text)
+    base = value.strftime("%Y-%m-%dT%H:%M:%S")
+    micros = nanos // 1000
+    if micros == 0:
+        return base + "Z"
+    return f"{base}.{micros:06d}".rstrip("0") + "Z"
+
+
+def get_path(event: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path (``data.identity.ipAddress``), or None."""
+    value: Any = event
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def data_of(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = event.get("data")
+    return data if isinstance(data, Mapping) else {}
+
+
+def text_of(value: Any) -> str:
+    """A field as text: None → ``""``, scalars → ``str``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def normalize(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The Audit API shape of an event given in any of the three shapes (a new dict)."""
+    out = dict(event)
+    if "eventId" not in out:
+        for alias in ("eventID", "id"):
+            if alias in out:
+                out["eventId"] = out.pop(alias)
+                break
+    if "eventType" not in out and "type" in out:
+        out["eventType"] = out.pop("type")
+    if "eventTime" not in out and "time" in out:
+        out["eventTime"] = out.pop("time")
+    if "eventTypeVersion" not in out and "dataschema" in out:
+        out["eventTypeVersion"] = out.pop("dataschema")
+    return out
+
+
+REQUIRED: Final = ("eventId", "eventType", "eventTime")
+
+
+def check_required(event: Mapping[str, Any]) -> None:
+    """Raise :class:`EventShapeError` unless the fields every format needs are usable."""
+    for name in REQUIRED:
+        value = event.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise EventShapeError(f"missing or empty required field {name!r}")
+    parse_time(event["eventTime"])

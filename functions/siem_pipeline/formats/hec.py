@@ -1,0 +1,77 @@
+"""Splunk HEC ``/services/collector/event`` envelopes (notes §1).
+
+``{"time": <eventTime as epoch seconds with fraction>, "host", "source", "sourcetype", "index",
+"fields": {flat}, "event": {the redacted audit event}}``, one per event, concatenated by the HEC client.
+
+* ``time`` comes from ``eventTime`` (G7: the reference stamped ingest time), in seconds with the
+  fraction, never milliseconds.
+* ``fields`` (indexed fields) must be flat: each value is a string or a list of strings; nested
+  values would get code 15, so they are sent as their JSON text; absent values are left out.
+* ``source`` may name ``{region}``; the region comes from the event's top-level ``region`` if the
+  producer annotated it, else from the format's ``default_region``, else the placeholder and the
+  colon before it are dropped (``oci:audit:{region}`` → ``oci:audit``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
+
+from siem_pipeline.formats.common import epoch_seconds, get_path
+
+DEFAULT_SOURCETYPE: Final = "oci:audit"
+DEFAULT_SOURCE: Final = "oci:audit:{region}"
+
+
+def _flat(value: Any) -> str | list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return orjson.dumps(value).decode()
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+@dataclasses.dataclass(frozen=True)
+class HecFormat:
+    sourcetype: str = DEFAULT_SOURCETYPE
+    source: str = DEFAULT_SOURCE
+    host: str | None = None
+    index: str | None = None
+    #: indexed field name → dotted path in the event (``{"eventType": "eventType"}``)
+    fields: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    default_region: str | None = None
+
+    def source_for(self, event: Mapping[str, Any]) -> str:
+        if "{region}" not in self.source:
+            return self.source
+        region = event.get("region") if isinstance(event.get("region"), str) else self.default_region
+        if region:
+            return self.source.replace("{region}", region)
+        return self.source.replace(":{region}", "").replace("{region}", "")
+
+    def envelope(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        envelope: dict[str, Any] = {"time": epoch_seconds(event["eventTime"])}
+        if self.host:
+            envelope["host"] = self.host
+        envelope["source"] = self.source_for(event)
+        envelope["sourcetype"] = self.sourcetype
+        if self.index:
+            envelope["index"] = self.index
+        if self.fields:
+            fields = {name: flat for name, path in self.fields.items()
+                      if (flat := _flat(get_path(event, path))) is not None}
+            if fields:
+                envelope["fields"] = fields
+        envelope["event"] = event
+        return envelope
+
+    def encode(self, event: Mapping[str, Any]) -> bytes:
+        """One envelope as compact JSON (no trailing newline)."""
+        return orjson.dumps(self.envelope(event))
