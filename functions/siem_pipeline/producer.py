@@ -1,0 +1,182 @@
+"""Writing to a stream: PutMessages in requests within the Streaming limits, failed entries retried.
+
+* **Request size.** Streaming caps a request at 1 MB. Whether the service counts the decoded or the
+  base64 bytes is not documented, so the producer counts what goes on the wire: the JSON body it
+  sends, with keys and values base64-encoded (4/3 of the raw size plus the per-entry JSON), and keeps
+  it at most ``max_request_bytes`` (default 1,000,000). A message whose request alone would be larger
+  raises :class:`MessageTooLarge` before anything is sent.
+* **Messages per request** are also bounded (``max_messages``; the documented limit is the size only,
+  the count cap keeps the response and a retry small).
+* **Keys** are the caller's: the partition is a hash of the key, so a key with many values (an
+  eventId for events) spreads writes evenly over the partitions.
+* **Failures.** A whole-request error (429, 5xx, a dropped connection) is retried by the client's
+  retry strategy (the factory gives every client one). A 200 can still carry per-entry failures
+  (``entries[i].error``, e.g. a partition over its 1 MB/s): only those entries are sent again, after
+  an exponential backoff, up to ``max_attempts`` times each; then :class:`PutMessagesError` is raised.
+  Nothing is dropped silently. A retried entry gets a new offset, so the order of the messages in a
+  partition is the order they were accepted in, not the order given.
+
+The body is serialized here (orjson, exact size known) and handed to ``StreamClient.put_messages`` as
+bytes, which the SDK sends as-is.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+log = logging.getLogger(__name__)
+
+#: What Streaming accepts in one PutMessages request (documented as 1 MB).
+MAX_REQUEST_BYTES: Final = 1_000_000
+#: The documented key limit.
+MAX_KEY_BYTES: Final = 256
+DEFAULT_MAX_MESSAGES: Final = 1_000
+
+_ENVELOPE = len(b'{"messages":[]}')
+#: ``{"key":"…","value":"…"}`` minus the two payloads, plus the separating comma
+_ENTRY = len(b'{"key":"","value":""},')
+
+
+class MessageTooLarge(ValueError):
+    """One message cannot fit in a request on its own (or its key is over 256 bytes)."""
+
+    def __init__(self, index: int, size: int, limit: int) -> None:
+        super().__init__(f"message {index} needs a {size}-byte request; the limit is {limit} bytes")
+        self.index, self.size, self.limit = index, size, limit
+
+
+class PutMessagesError(RuntimeError):
+    """Some entries still failed after every attempt: nothing after them should be considered written."""
+
+    def __init__(self, stream_id: str, failed: int, total: int, errors: dict[str, int], sample: str) -> None:
+        super().__init__(f"PutMessages to {stream_id}: {failed} of {total} messages still failing after retries "
+                         f"(errors {errors}; e.g. {sample})")
+        self.stream_id, self.failed, self.total, self.errors = stream_id, failed, total, errors
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """Where one message landed."""
+
+    partition: str
+    offset: int
+
+
+@dataclasses.dataclass
+class _Encoded:
+    index: int
+    json: bytes  # the entry's JSON object
+    size: int  # its share of the request, separator included
+
+
+def _encode(index: int, key: bytes | None, value: bytes) -> _Encoded:
+    if key is not None and len(key) > MAX_KEY_BYTES:
+        raise MessageTooLarge(index, len(key), MAX_KEY_BYTES)
+    value_b64 = base64.b64encode(value)
+    if key is None:
+        entry = b'{"key":null,"value":"' + value_b64 + b'"}'
+    else:
+        entry = b'{"key":"' + base64.b64encode(key) + b'","value":"' + value_b64 + b'"}'
+    return _Encoded(index, entry, len(entry) + 1)
+
+
+def request_size(messages: Sequence[tuple[bytes | None, bytes]]) -> int:
+    """The exact body size of one PutMessages request holding ``messages``."""
+    return _ENVELOPE + sum(_encode(i, k, v).size for i, (k, v) in enumerate(messages)) - (1 if messages else 0)
+
+
+@dataclasses.dataclass
+class ProducerStats:
+    requests: int = 0
+    messages: int = 0
+    bytes: int = 0
+    retried_entries: int = 0
+
+
+class StreamProducer:
+    """Puts messages on one stream through a ``StreamClient`` (``factory.stream(messages_endpoint)``)."""
+
+    def __init__(self, client: Any, stream_id: str, *, max_request_bytes: int = MAX_REQUEST_BYTES,
+                 max_messages: int = DEFAULT_MAX_MESSAGES, max_attempts: int = 5, backoff_seconds: float = 0.5,
+                 max_backoff_seconds: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        if max_request_bytes <= _ENVELOPE + _ENTRY or max_messages < 1 or max_attempts < 1:
+            raise ValueError("max_request_bytes, max_messages and max_attempts are too small")
+        self.client = client
+        self.stream_id = stream_id
+        self.max_request_bytes = max_request_bytes
+        self.max_messages = max_messages
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.sleep = sleep
+        self.stats = ProducerStats()
+
+    def put(self, messages: Sequence[tuple[bytes | None, bytes]]) -> list[Written]:
+        """Write every ``(key, value)``; returns where each landed, in the order given. Raises when any fails."""
+        limit = self.max_request_bytes - _ENVELOPE + 1  # the last entry has no separator
+        pending: list[_Encoded] = []
+        for i, (key, value) in enumerate(messages):
+            encoded = _encode(i, key, value)
+            if encoded.size > limit:
+                raise MessageTooLarge(i, encoded.size - 1 + _ENVELOPE, self.max_request_bytes)
+            pending.append(encoded)
+        results: list[Written | None] = [None] * len(pending)
+        attempt = 0
+        last_errors: dict[str, int] = {}
+        sample = ""
+        while pending:
+            attempt += 1
+            if attempt > 1:
+                self.stats.retried_entries += len(pending)
+                delay = min(self.backoff_seconds * 2 ** (attempt - 2), self.max_backoff_seconds)
+                self.sleep(delay * (0.5 + random.random() / 2) if delay else 0.0)
+            failed: list[_Encoded] = []
+            last_errors = {}
+            for batch in self._batches(pending, limit):
+                for encoded, entry in zip(batch, self._send(batch), strict=True):
+                    if entry.error:
+                        failed.append(encoded)
+                        last_errors[entry.error] = last_errors.get(entry.error, 0) + 1
+                        sample = f"{entry.error}: {entry.error_message}"
+                    else:
+                        results[encoded.index] = Written(str(entry.partition), int(entry.offset))
+            if failed:
+                log.warning("PutMessages to %s: %d of %d entries failed (attempt %d of %d): %s", self.stream_id,
+                            len(failed), len(pending), attempt, self.max_attempts, last_errors)
+            pending = failed
+            if pending and attempt >= self.max_attempts:
+                raise PutMessagesError(self.stream_id, len(pending), len(messages), last_errors, sample)
+        return [r for r in results if r is not None]
+
+    def _batches(self, entries: list[_Encoded], limit: int) -> list[list[_Encoded]]:
+        batches: list[list[_Encoded]] = []
+        batch: list[_Encoded] = []
+        size = 0
+        for encoded in entries:
+            if batch and (size + encoded.size > limit or len(batch) >= self.max_messages):
+                batches.append(batch)
+                batch, size = [], 0
+            batch.append(encoded)
+            size += encoded.size
+        if batch:
+            batches.append(batch)
+        return batches
+
+    def _send(self, batch: list[_Encoded]) -> list[Any]:
+        body = b'{"messages":[' + b",".join(e.json for e in batch) + b"]}"
+        assert len(body) <= self.max_request_bytes, (len(body), self.max_request_bytes)
+        response = self.client.put_messages(self.stream_id, body)
+        entries: list[Any] = response.data.entries or []
+        if len(entries) != len(batch):
+            raise RuntimeError(f"PutMessages to {self.stream_id} answered {len(entries)} entries for {len(batch)} "
+                               "messages: cannot tell which were written")
+        self.stats.requests += 1
+        self.stats.messages += len(batch)
+        self.stats.bytes += len(body)
+        return entries

@@ -1,0 +1,200 @@
+"""The state stream: a compacted key-value log of watermarks and health.
+
+Every record is one stream message: the **key** is the UTF-8 record key, the **value** a JSON object
+(``null`` is a tombstone). The state of a key is its latest record: Streaming places a key on one
+partition (hash of the key) and keeps a partition in order, so "latest" is "highest offset". Reading
+(:meth:`StateStore.load`) scans every partition from the trim horizon; writing is a PutMessages with
+the key (:class:`~siem_pipeline.producer.StreamProducer`, failed entries retried, errors raised).
+
+Record shapes (times are RFC 3339 UTC with ``Z``; ``version`` is 1):
+
+``watermark/<region>/<compartmentId>``, the live track of a pair (written by fanout when it first
+sees the pair, then by fetch after each window)::
+
+    {"type": "watermark", "version": 1, "region": "us-ashburn-1", "compartmentId": "ocid1.compartment…",
+     "watermark": "2026-03-02T10:15:00Z",     # every event processed before it is in the events stream
+                                               # (except the pair's pending backfill range)
+     "window": {"start": "…Z", "end": "…Z"},   # the window whose completion wrote it; null from fanout
+     "events": 1234,                            # events that window put; null from fanout
+     "updated": "…Z"}                           # when it was written (the writer's clock)
+
+``backfill/<region>/<compartmentId>``, the backfill track (fanout writes it once, fetch advances it)::
+
+    {"type": "backfill", "version": 1, "region": "…", "compartmentId": "…",
+     "next": "…Z", "end": "…Z",                # still to fetch: [next, end); done when next == end
+     "updated": "…Z"}
+
+``health/fanout`` (fanout, every run)::
+
+    {"type": "health", "component": "fanout", "version": 1, "updated": "…Z",
+     "pairs": 12, "workItems": 14, "fetchRequests": 1, "backfillChunks": 2,
+     "regions": {"us-ashburn-1": {"pairs": 4, "oldestWatermark": "…Z", "lagSeconds": 1260,
+                                  "behind": 0, "backfillPending": 1}}}
+
+``lagSeconds`` is now minus the oldest live watermark of the region.
+
+``health/fetch/<region>`` (fetch, after each invocation that completed windows of the region)::
+
+    {"type": "health", "component": "fetch", "version": 1, "updated": "…Z", "region": "…",
+     "lastWindow": {"compartmentId": "…", "start": "…Z", "end": "…Z", "track": "live"},
+     "lastSuccess": "…Z", "windows": 3, "events": 5120, "failedWindows": 0}
+
+``windows``/``events``/``failedWindows`` count that invocation (not cumulative: concurrent invocations
+would race on a running total).
+
+``health/export/<name>`` belongs to the export side (counts exported and dead-lettered); any
+``health/…`` key is read and rewritten by the same rules. ``meta/refresh`` marks the last refresh::
+
+    {"type": "refresh", "version": 1, "time": "…Z", "keys": 40}
+
+**Retention.** A stream forgets messages older than its retention (24 to 168 h), compacted or not. So
+that a watermark written once and never advanced (a quiet compartment still gets one per window;
+a backfill record that is done never changes) is never trimmed away, :meth:`StateStore.refresh`
+rewrites every live key when the last refresh is older than ``refresh_every`` (default 6 h; fanout
+calls it every run). Keep ``refresh_every`` well under the state stream's retention (make that 168 h):
+a key is lost only if no fanout ran for longer than the retention, and a lost watermark makes its
+pair start over from "now" (its history then needs a backfill). A refresh that races a writer can
+put back an older value: a watermark only ever moves back that way, which repeats a window
+(duplicates, deduplicated by eventId downstream), never skips one.
+
+**Concurrency.** There is no compare-and-set on a stream. Each key has one writer at a time by
+construction: fanout writes a pair's records only when the pair has none, fetch writes the live
+watermark after the pair's single live window of a run and the backfill record after its single
+backfill chunk. Fetch moves a watermark only forward and only over a contiguous range (see
+:mod:`siem_pipeline.fetch`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import orjson
+
+from siem_pipeline.producer import StreamProducer
+from siem_pipeline.stream_reader import read_partition
+from siem_pipeline.windows import BackfillRange, PairKey, PairState, format_time, parse_time
+
+log = logging.getLogger(__name__)
+
+VERSION: Final = 1
+REFRESH_KEY: Final = "meta/refresh"
+DEFAULT_REFRESH_EVERY: Final = dt.timedelta(hours=6)
+
+
+def watermark_key(pair: PairKey) -> str:
+    return f"watermark/{pair.region}/{pair.compartment_id}"
+
+
+def backfill_key(pair: PairKey) -> str:
+    return f"backfill/{pair.region}/{pair.compartment_id}"
+
+
+def watermark_record(pair: PairKey, watermark: dt.datetime, now: dt.datetime, *,
+                     window: tuple[dt.datetime, dt.datetime] | None = None,
+                     events: int | None = None) -> dict[str, Any]:
+    return {"type": "watermark", "version": VERSION, "region": pair.region, "compartmentId": pair.compartment_id,
+            "watermark": format_time(watermark),
+            "window": {"start": format_time(window[0]), "end": format_time(window[1])} if window else None,
+            "events": events, "updated": format_time(now)}
+
+
+def backfill_record(pair: PairKey, backfill: BackfillRange, now: dt.datetime) -> dict[str, Any]:
+    return {"type": "backfill", "version": VERSION, "region": pair.region, "compartmentId": pair.compartment_id,
+            "next": format_time(backfill.next), "end": format_time(backfill.end), "updated": format_time(now)}
+
+
+def health_record(component: str, now: dt.datetime, **fields: Any) -> dict[str, Any]:
+    return {"type": "health", "component": component, "version": VERSION, "updated": format_time(now), **fields}
+
+
+class StateStore:
+    """The state stream of one pipeline: load once, read from memory, write through."""
+
+    def __init__(self, client: Any, stream_id: str, producer: StreamProducer, *, partitions: int = 1) -> None:
+        if partitions < 1:
+            raise ValueError("the state stream has at least one partition")
+        self.client = client
+        self.stream_id = stream_id
+        self.producer = producer
+        self.partitions = partitions
+        self.records: dict[str, dict[str, Any]] = {}
+        self.loaded = False
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """Scan every partition from the trim horizon; the latest record of each key wins."""
+        records: dict[str, dict[str, Any]] = {}
+        scanned = 0
+        for partition in range(self.partitions):
+            for record in read_partition(self.client, self.stream_id, str(partition)):
+                scanned += 1
+                if record.key is None:
+                    log.warning("state stream %s: keyless message at %s/%d ignored", self.stream_id,
+                                record.partition, record.offset)
+                    continue
+                key = record.key.decode("utf-8", "replace")
+                try:
+                    value = orjson.loads(record.value)
+                except orjson.JSONDecodeError:
+                    log.warning("state stream %s: %s at %s/%d is not JSON; ignored", self.stream_id, key,
+                                record.partition, record.offset)
+                    continue
+                if value is None:
+                    records.pop(key, None)
+                elif isinstance(value, dict):
+                    records[key] = value
+        log.debug("state stream %s: %d records, %d keys", self.stream_id, scanned, len(records))
+        self.records, self.loaded = records, True
+        return records
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.records.get(key)
+
+    def watermark(self, pair: PairKey) -> dt.datetime | None:
+        record = self.records.get(watermark_key(pair))
+        return parse_time(record["watermark"]) if record and record.get("watermark") else None
+
+    def backfill(self, pair: PairKey) -> BackfillRange | None:
+        record = self.records.get(backfill_key(pair))
+        if not record:
+            return None
+        return BackfillRange(parse_time(record["next"]), parse_time(record["end"]))
+
+    def pair_state(self, pair: PairKey) -> PairState:
+        backfill = self.backfill(pair)
+        return PairState(watermark=self.watermark(pair), backfill=backfill, backfill_known=backfill is not None)
+
+    def pair_states(self, pairs: Iterable[PairKey]) -> dict[PairKey, PairState]:
+        return {pair: self.pair_state(pair) for pair in pairs}
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Every ``health/…`` record, by key (what the operator shows)."""
+        return {k: v for k, v in self.records.items() if k.startswith("health/")}
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def put(self, records: Mapping[str, dict[str, Any] | None]) -> None:
+        """Write records (None: a tombstone) in one go; raises if any is not durably written."""
+        if not records:
+            return
+        self.producer.put([(key.encode(), orjson.dumps(value)) for key, value in records.items()])
+        for key, value in records.items():
+            if value is None:
+                self.records.pop(key, None)
+            else:
+                self.records[key] = value
+
+    def refresh(self, now: dt.datetime, every: dt.timedelta = DEFAULT_REFRESH_EVERY) -> bool:
+        """Rewrite every live key if the last refresh is older than ``every``; True if it did."""
+        marker = self.records.get(REFRESH_KEY)
+        if marker is not None and now - parse_time(marker["time"]) < every:
+            return False
+        live = {k: v for k, v in self.records.items() if k != REFRESH_KEY}
+        self.put(live)
+        self.put({REFRESH_KEY: {"type": "refresh", "version": VERSION, "time": format_time(now), "keys": len(live)}})
+        log.info("state stream %s: refreshed %d keys", self.stream_id, len(live))
+        return True
