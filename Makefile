@@ -7,7 +7,7 @@ CLI_VENV := .tools/oci-cli
 OCI_CLI := $(CLI_VENV)/bin/oci
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: help install tools lint typecheck unit test demo bench clean lock
+.PHONY: help install tools receivers lint typecheck unit test demo bench clean lock
 
 help:
 	@echo "make test    lint, type-check and run the whole test suite (installs everything first)"
@@ -29,13 +29,19 @@ $(OCI_CLI):
 
 tools: $(OCI_CLI)
 
+# Real SIEM receivers the tests start on loopback (Debian packages): rsyslog with its TLS driver.
+receivers:
+	@if ! command -v rsyslogd >/dev/null 2>&1 || \
+	    ! dpkg-query -W -f='$${Status}' rsyslog-gnutls 2>/dev/null | grep -q "ok installed"; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog rsyslog-gnutls; fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(OCI_CLI)
+unit: $(STAMP) $(OCI_CLI) receivers
 	$(BIN)/pytest
 
 test: lint typecheck unit
