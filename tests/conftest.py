@@ -1,3 +1,3 @@
 from __future__ import annotations
 
-pytest_plugins = ["ocisim.testing"]
+pytest_plugins = ["ocisim.testing", "kubesim.testing"]

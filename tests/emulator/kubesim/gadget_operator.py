@@ -1,0 +1,42 @@
+"""A tiny kopf operator for kubesim's end-to-end test: it sees a create, writes status and a Ready
+condition, posts Events, and holds a finalizer until its delete handler has run.
+
+Run by ``kopf.testing.KopfRunner`` (``kopf run`` of this file) against kubesim; it logs in from
+``KUBESIM_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import kopf
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.peering.standalone = True
+    settings.persistence.finalizer = "kubesim.test/finalizer"
+    settings.networking.error_backoffs = [0.2, 0.5, 1]
+    settings.watching.reconnect_backoff = 0.2
+    settings.watching.server_timeout = 30
+    settings.posting.level = 0
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(server=os.environ["KUBESIM_URL"], insecure=True, default_namespace="default")
+
+
+@kopf.on.create("kubesim.test", "v1", "gadgets")
+def created(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
+    patch.status["phase"] = "Ready"
+    patch.status["observedSize"] = spec.get("size")
+    patch.status["conditions"] = [{"type": "Ready", "status": "True", "reason": "Provisioned",
+                                   "message": "the gadget is ready", "observedGeneration": meta.get("generation")}]
+    kopf.info(body, reason="Provisioned", message=f"gadget {meta['name']} of size {spec.get('size')} is ready")
+
+
+@kopf.on.delete("kubesim.test", "v1", "gadgets")
+def deleted(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+    kopf.info(body, reason="Released", message=f"gadget {meta['name']} released")

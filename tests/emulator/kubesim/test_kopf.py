@@ -1,0 +1,67 @@
+"""kopf runs on kubesim end to end: create → status and Event; delete → finalizer handled, object gone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import kopf.testing
+import kubernetes
+import pytest
+
+from kubesim.app import KubesimServer
+from tests.emulator.kubesim.support import CRD_PATH, GROUP, PLURAL, VERSION, gadget
+
+OPERATOR = Path(__file__).parent / "gadget_operator.py"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.05)
+
+
+def test_kopf_operator_lifecycle(kubesim: KubesimServer, kubesim_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    kubesim.register_crd(CRD_PATH)
+    monkeypatch.setenv("KUBESIM_URL", kubesim.url)
+    objects = kubernetes.client.CustomObjectsApi(kubesim_client)
+    core = kubernetes.client.CoreV1Api(kubesim_client)
+
+    def get() -> dict[str, Any]:
+        return cast(dict[str, Any], objects.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "g1"))
+
+    def reasons(uid: str) -> list[str]:
+        listed = core.list_namespaced_event("default", field_selector=f"involvedObject.uid={uid}")
+        return [e.reason or "" for e in listed.items]
+
+    with kopf.testing.KopfRunner(["run", "--standalone", "--all-namespaces", str(OPERATOR)], timeout=60) as runner:
+        objects.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, gadget("g1", size=4))
+        ready = wait_for(lambda: (obj := get()).get("status", {}).get("phase") == "Ready" and obj)
+        uid = ready["metadata"]["uid"]
+        assert ready["status"]["observedSize"] == 4
+        assert ready["status"]["conditions"][0]["observedGeneration"] == ready["metadata"]["generation"] == 1
+        assert "kubesim.test/finalizer" in ready["metadata"]["finalizers"]
+        assert wait_for(lambda: "Provisioned" in reasons(uid))
+
+        objects.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "g1")
+
+        def gone() -> bool:
+            try:
+                get()
+            except kubernetes.client.ApiException as exc:
+                return bool(exc.status == 404)
+            return False
+
+        wait_for(gone)
+        assert "Released" in reasons(uid)
+
+    failure: BaseException | None = runner.exception
+    assert failure is None, runner.output
+    assert runner.exit_code == 0, runner.output
