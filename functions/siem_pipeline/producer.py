@@ -86,6 +86,21 @@ def _encode(index: int, key: bytes | None, value: bytes) -> _Encoded:
     return _Encoded(index, entry, len(entry) + 1)
 
 
+def _b64_len(n: int) -> int:
+    return 4 * ((n + 2) // 3)
+
+
+def single_request_size(key: bytes | None, value: bytes) -> int:
+    """The body size of a request carrying only this message (computed, nothing encoded)."""
+    key_part = len(b"null") if key is None else _b64_len(len(key)) + 2
+    return _ENVELOPE + len(b'{"key":,"value":""}') + key_part + _b64_len(len(value))
+
+
+def fits_alone(key: bytes | None, value: bytes, max_request_bytes: int = MAX_REQUEST_BYTES) -> bool:
+    """Whether a message can be put at all (its key within 256 bytes, its request within the limit)."""
+    return (key is None or len(key) <= MAX_KEY_BYTES) and single_request_size(key, value) <= max_request_bytes
+
+
 def request_size(messages: Sequence[tuple[bytes | None, bytes]]) -> int:
     """The exact body size of one PutMessages request holding ``messages``."""
     return _ENVELOPE + sum(_encode(i, k, v).size for i, (k, v) in enumerate(messages)) - (1 if messages else 0)

@@ -16,7 +16,9 @@ from siem_pipeline.producer import (
     MessageTooLarge,
     PutMessagesError,
     StreamProducer,
+    fits_alone,
     request_size,
+    single_request_size,
 )
 from tests.functions.collect_support import dump, make_factory, make_stream
 
@@ -117,3 +119,11 @@ def test_whole_request_errors_are_retried_by_the_client(factory: OciClientFactor
     p = producer(factory, stream)
     p.put([(b"k", b"v")])
     assert len(dump(ocisim_control, stream.id)) == 1
+
+
+@pytest.mark.parametrize(("key", "size"), [(None, 0), (b"", 1), (b"k", 2), (b"kk", 3), (b"k" * 256, 1000),
+                                           (b"abc", 749_950)])
+def test_single_request_size_is_computed_exactly(key: bytes | None, size: int) -> None:
+    value = b"v" * size
+    assert single_request_size(key, value) == request_size([(key, value)])
+    assert fits_alone(key, value) == (request_size([(key, value)]) <= MAX_REQUEST_BYTES)
