@@ -171,10 +171,10 @@ class Compartments(_Model):
 
     include: Annotated[list[Annotated[str, Field(max_length=OCID_MAX, pattern=COMPARTMENT_OCID)]], Field(
         description="Compartments to export, each with its sub-compartments when includeSubcompartments is "
-                    "true. Empty: the whole tenancy.", max_length=500, json_schema_extra=list_set())] = []
+                    "true. Empty: the whole tenancy.", max_length=32, json_schema_extra=list_set())] = []
     exclude: Annotated[list[Annotated[str, Field(max_length=OCID_MAX, pattern=COMPARTMENT_OCID)]], Field(
         description="Compartments (and their sub-compartments) never exported, even when included.",
-        max_length=500, json_schema_extra=list_set())] = []
+        max_length=32, json_schema_extra=list_set())] = []
     include_root: Annotated[bool, Field(
         description="Export the root compartment's own events (IAM: users, groups, policies), which listing "
                     "compartments never returns.")] = True
@@ -193,9 +193,9 @@ class EventTypes(_Model):
 
     include: Annotated[list[Annotated[str, Field(max_length=256, pattern=EVENT_TYPE_PATTERN)]], Field(
         description="Only these event types (e.g. 'com.oraclecloud.identitycontrolplane.*'). Empty: all.",
-        max_length=200, json_schema_extra=list_set())] = []
+        max_length=64, json_schema_extra=list_set())] = []
     exclude: Annotated[list[Annotated[str, Field(max_length=256, pattern=EVENT_TYPE_PATTERN)]], Field(
-        description="Never these event types, even when included.", max_length=200,
+        description="Never these event types, even when included.", max_length=64,
         json_schema_extra=list_set())] = []
 
     @model_validator(mode="after")
@@ -488,7 +488,7 @@ class Redaction(_Model):
                     "as protected as OCI itself.")] = True
     extra_field_paths: Annotated[list[Annotated[str, Field(max_length=256, pattern=FIELD_PATH_PATTERN)]], Field(
         description="More dotted field paths to redact, from the event root or from 'data' (e.g. "
-                    "'request.headers.X-Api-Key'); '*' matches any key.", max_length=100,
+                    "'request.headers.X-Api-Key'); '*' matches any key.", max_length=64,
         json_schema_extra=list_set())] = []
 
     @model_validator(mode="after")
