@@ -1,0 +1,188 @@
+"""OpenSearch / Elasticsearch ``_bulk`` client with per-item outcomes (notes §4).
+
+Events go as ``create`` actions with ``_id = eventId`` (:class:`~siem_pipeline.formats.BulkFormat`)
+in NDJSON requests of at most ``max_batch_bytes`` and ``max_batch_events``, gzipped by default. The
+reply is HTTP 200 even when items fail, so each item is read:
+
+=============================================  =============================================================
+item status                                    outcome
+=============================================  =============================================================
+200, 201                                       accepted
+409 ``version_conflict_engine_exception``      accepted: ``create`` found the event already stored (a replay)
+429, 5xx                                       that item alone is sent again, with backoff; then raise
+other 4xx (``mapper_parsing_exception``, …)    dead-lettered with ``<status> <type>: <reason>``
+=============================================  =============================================================
+
+Whole-request answers: 401/403 and TLS verification failures raise
+:class:`~siem_pipeline.destinations.base.DestinationConfigError`; 413 splits the request (one event
+alone is dead-lettered); 429, 5xx and transport errors are retried with backoff, then raise
+:class:`~siem_pipeline.destinations.base.DestinationError`; any other answer raises too.
+
+Auth: Basic (user and password) or ``Authorization: ApiKey <base64(id:key)>``; secrets are
+:class:`pydantic.SecretStr` and never logged. AWS SigV4 is not supported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from pydantic import SecretStr
+
+from siem_pipeline.destinations.base import (
+    Backoff,
+    BatchResult,
+    DestinationConfigError,
+    DestinationError,
+    Rejected,
+    chunks,
+    parse_retry_after,
+    tls_context,
+)
+from siem_pipeline.destinations.hec import _is_tls_verification
+from siem_pipeline.formats.bulk import BulkFormat
+
+log = logging.getLogger(__name__)
+
+
+def _secret(value: SecretStr | str | None) -> SecretStr | None:
+    if value is None or isinstance(value, SecretStr):
+        return value
+    return SecretStr(value)
+
+
+class BulkClient:
+    """An OpenSearch/Elasticsearch destination; build one per invocation and :meth:`close` it."""
+
+    name = "opensearch-bulk"
+
+    def __init__(self, url: str, *, bulk_format: BulkFormat | None = None, username: str | None = None,
+                 password: SecretStr | str | None = None, api_key: SecretStr | str | None = None,
+                 ca_bundle: str | Path | None = None, compress: bool = True, compress_level: int = 1,
+                 max_batch_bytes: int = 10_000_000, max_batch_events: int = 5000, timeout: float = 60.0,
+                 backoff: Backoff | None = None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"invalid _bulk URL {url!r}: expected https://host:9200")
+        self.bulk_url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/_bulk"
+        self.format = bulk_format or BulkFormat()
+        self.compress = compress
+        self.compress_level = compress_level
+        self.max_batch_bytes = max_batch_bytes
+        self.max_batch_events = max_batch_events
+        self.backoff = backoff or Backoff()
+        self._auth: httpx.Auth | None = None
+        self._api_key = _secret(api_key)
+        secret = _secret(password)
+        if username is not None and secret is not None:
+            self._auth = httpx.BasicAuth(username, secret.get_secret_value())
+        verify: ssl.SSLContext | bool = tls_context(ca_bundle) if parts.scheme == "https" else False
+        self._http = httpx.Client(verify=verify, timeout=timeout, auth=self._auth)
+
+    def __repr__(self) -> str:
+        return f"BulkClient({self.bulk_url!r})"
+
+    def __enter__(self) -> BulkClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def encode(self, event: dict[str, Any]) -> bytes:
+        return self.format.encode(event)
+
+    def _post(self, body: bytes, result: BatchResult) -> httpx.Response:
+        headers = {"Content-Type": "application/x-ndjson"}
+        if self._api_key is not None:
+            headers["Authorization"] = f"ApiKey {self._api_key.get_secret_value()}"
+        if self.compress:
+            body = gzip.compress(body, compresslevel=self.compress_level)
+            headers["Content-Encoding"] = "gzip"
+        result.requests += 1
+        result.wire_bytes += len(body)
+        try:
+            return self._http.post(self.bulk_url, content=body, headers=headers)
+        except httpx.TransportError as err:
+            if _is_tls_verification(err):
+                raise DestinationConfigError(f"TLS verification of {self.bulk_url} failed; set the CA bundle "
+                                             "that signed its certificate") from None
+            raise DestinationError(f"_bulk request failed: {type(err).__name__}: {err}") from None
+
+    def send(self, payloads: Sequence[bytes]) -> BatchResult:
+        result = BatchResult()
+        queue = list(chunks(payloads, self.max_batch_bytes, self.max_batch_events, overhead=0))
+        while queue:
+            self._send_group(payloads, queue.pop(0), result, queue)
+        result.check_complete(len(payloads))
+        return result
+
+    def _send_group(self, payloads: Sequence[bytes], group: list[int], result: BatchResult,
+                    queue: list[list[int]]) -> None:
+        todo = group
+        attempt = 0
+        while todo:
+            try:
+                response = self._post(b"".join(payloads[i] for i in todo), result)
+            except DestinationConfigError:
+                raise
+            except DestinationError:
+                attempt += 1
+                if attempt >= self.backoff.attempts:
+                    raise
+                self.backoff.wait(attempt)
+                continue
+            status = response.status_code
+            if status in (401, 403):
+                raise DestinationConfigError(f"_bulk refused the credentials: HTTP {status}")
+            if status == 413:
+                if len(todo) == 1:
+                    result.rejected.append(Rejected(todo[0], f"_bulk refused the event ({len(payloads[todo[0]])} "
+                                                             "bytes) as too large: HTTP 413"))
+                else:
+                    half = len(todo) // 2
+                    queue[:0] = [todo[:half], todo[half:]]
+                return
+            if status == 429 or status >= 500:
+                attempt += 1
+                if attempt >= self.backoff.attempts:
+                    raise DestinationError(f"_bulk stayed busy after {attempt} attempts: HTTP {status}")
+                self.backoff.wait(attempt, parse_retry_after(response.headers.get("Retry-After")))
+                continue
+            if status != 200:
+                raise DestinationError(f"unexpected _bulk answer: HTTP {status}: {response.text[:300]}")
+            items = orjson.loads(response.content).get("items")
+            if not isinstance(items, list) or len(items) != len(todo):
+                raise DestinationError(f"_bulk answered {len(items) if isinstance(items, list) else 'no'} items "
+                                       f"for {len(todo)} actions")
+            retry: list[int] = []
+            for index, item in zip(todo, items, strict=True):
+                outcome = next(iter(item.values())) if isinstance(item, dict) and item else {}
+                item_status = outcome.get("status", 0)
+                if item_status in (200, 201, 409):
+                    result.accepted.append(index)
+                elif item_status == 429 or item_status >= 500:
+                    retry.append(index)
+                else:
+                    error = outcome.get("error") or {}
+                    kind = error.get("type", "error") if isinstance(error, dict) else "error"
+                    reason = error.get("reason", "") if isinstance(error, dict) else str(error)
+                    result.rejected.append(Rejected(index, f"_bulk refused the event: {item_status} {kind}: "
+                                                           f"{reason}"[:1000]))
+            if retry:
+                attempt += 1
+                if attempt >= self.backoff.attempts:
+                    raise DestinationError(f"_bulk kept rejecting {len(retry)} items as busy after {attempt} "
+                                           "attempts")
+                log.info("_bulk: %d items busy, sending them again", len(retry))
+                self.backoff.wait(attempt)
+            todo = retry
