@@ -28,6 +28,7 @@ already gone, or already DELETING, is a no-op. Every call goes through a client 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
@@ -83,6 +84,8 @@ class OciAdapter(abc.ABC):
     immutable: ClassVar[frozenset[str]]
     #: whether the SDK's create operation takes ``opc_retry_token`` (oci 2.189)
     create_takes_retry_token: ClassVar[bool]
+    #: PENDING states in which OCI accepts a delete (e.g. a subscription awaiting confirmation)
+    deletable_while: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, factory: OciClientFactory, region: str) -> None:
         self.factory = factory
@@ -302,13 +305,14 @@ class OciAdapter(abc.ABC):
         changed = [d for d in self.differences(desired, observed) if d.mutable]
         if not changed:
             return observed
-        self._update_call(desired, observed, changed)
-        fresh = self._read(observed.ocid)
+        response = self._update_call(desired, observed, changed)
+        fresh = self._read(observed.ocid)  # some updates answer without a body (Functions: 202)
         if fresh is None:
             raise ChildBusy(self.kind, f"{observed.ocid} went away during its update")
         log.info("updated %s %s (%s): %s", self.kind, desired.ref, observed.ocid,
                  ", ".join(d.field for d in changed))
-        return fresh
+        # the write's request id is the one support asks for
+        return dataclasses.replace(fresh, opc_request_id=getattr(response, "request_id", None) or fresh.opc_request_id)
 
     def delete(self, observed: Observed) -> None:
         try:
@@ -319,7 +323,7 @@ class OciAdapter(abc.ABC):
             raise
         if current is None or current.phase is Phase.DELETING:
             return
-        if current.phase is Phase.PENDING:
+        if current.phase is Phase.PENDING and current.lifecycle_state not in self.deletable_while:
             raise ChildBusy(self.kind, f"{observed.ocid} is {current.lifecycle_state}; delete it once it settles")
         try:
             self._delete_call(observed.ocid)

@@ -95,6 +95,7 @@ class SubscriptionAdapter(OciAdapter):
     mutable = frozenset({"max_retry_duration_in_ms"})
     immutable = frozenset({"topic_id", "protocol", "endpoint"})
     create_takes_retry_token = True
+    deletable_while = frozenset({"PENDING"})  # an unconfirmed subscription may never settle
 
     @property
     def client(self) -> oci.ons.NotificationDataPlaneClient:

@@ -95,6 +95,7 @@ def test_create_observe_converge_and_update_in_place(env: Env, case: Case, slow:
     assert all(d.mutable for d in differences)
     updated = adapter.update(changed, seen)
     assert updated.ocid == created.ocid
+    assert updated.opc_request_id
     slow(31)
     converged = adapter.observe(changed, created.ocid, env.uid)
     assert converged is not None
@@ -260,3 +261,14 @@ def test_logs_name_children_not_values(env: Env, caplog: pytest.LogCaptureFixtur
     assert "created VaultSecret" in caplog.text
     assert observed.ocid in caplog.text
     assert "hec-token-one" not in caplog.text
+
+
+def test_an_unconfirmed_subscription_can_be_deleted(env: Env) -> None:
+    case = next(c for c in CASES if c.kind is ChildKind.SUBSCRIPTION)
+    adapter = env.adapter(case.kind)
+    desired = case.desired(env, protocol="EMAIL", endpoint="secops@example.com")
+    observed = adapter.create(desired, env.uid, token())
+    assert (observed.phase, observed.lifecycle_state) == (Phase.PENDING, "PENDING")  # awaits a confirmation
+    adapter.delete(observed)
+    assert adapter.observe(desired, observed.ocid, env.uid) is None
+    assert case.count(env, desired) == 0
