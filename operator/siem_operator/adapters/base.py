@@ -250,6 +250,8 @@ class OciAdapter(abc.ABC):
     def create(self, desired: Desired, pipeline_uid: str, retry_token: str) -> Observed:
         self._check(desired)
         self._check_resolved(desired)
+        if desired.adopt_ocid:
+            raise ValueError(f"{desired.ref} adopts {desired.adopt_ocid}: an adopted child is observed, never created")
         existing = self._taken(desired, pipeline_uid)
         if existing is not None:
             return existing

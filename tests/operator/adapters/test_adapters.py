@@ -192,6 +192,8 @@ def test_a_same_named_resource_without_our_tag_is_not_adopted(env: Env, case: Ca
     assert adopted is not None
     assert adopted.ocid == adapter._ocid_of(foreign.data)
     assert PIPELINE_UID_TAG not in adopted.freeform_tags
+    with pytest.raises(ValueError, match="never created"):
+        adapter.create(dataclasses.replace(desired, adopt_ocid=adopted.ocid), env.uid, token())
 
 
 @by_kind
