@@ -40,11 +40,11 @@ class KubesimServer:
     """One kubesim instance: the API (``.sim``), its HTTP server, and the kubeconfig that reaches it."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, state_dir: Path | str | None = None,
-                 record_requests: bool = True) -> None:
+                 record_requests: bool = True, **sim_options: Any) -> None:
         self.host = host
         self.port = port
         self.state_dir = Path(state_dir) if state_dir else None
-        self.sim = KubeSim(record_requests=record_requests)
+        self.sim = KubeSim(record_requests=record_requests, **sim_options)
         self._runner: web.ServerRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

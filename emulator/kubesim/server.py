@@ -118,8 +118,10 @@ class KubeSim(kmock.KubernetesEmulator):
 
     registry: Registry = attrs.field(factory=Registry)
     _rv: int = attrs.field(default=0, init=False)
+    #: How many past changes a watch can resume from; older resourceVersions get 410 Gone.
+    event_log_size: int = EVENT_LOG_SIZE
     _log: collections.deque[tuple[int, tuple[str, str], str, dict[str, Any]]] = attrs.field(
-        factory=lambda: collections.deque(maxlen=EVENT_LOG_SIZE), init=False)
+        factory=collections.deque, init=False)
     _watchers: list[_Watcher] = attrs.field(factory=list, init=False)
     _closing: bool = attrs.field(default=False, init=False)
     #: Keep every request in ``sim.requests`` (kmock's log); off for long-running servers.
@@ -128,6 +130,7 @@ class KubeSim(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        self._log = collections.deque(maxlen=self.event_log_size)
         self._payloads.clear()  # kmock's fallbacks are replaced by _serve(); user reactions still win
         for rtype in self.registry.all():
             self._declare(rtype)
