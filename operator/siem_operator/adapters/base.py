@@ -19,10 +19,13 @@ with ``opc_retry_token`` where the SDK operation accepts one, and returns at onc
 A 409 "already exists" from the create itself (e.g. a retry after a lost response of a token-less
 create) is resolved by the same lookup.
 
-``update`` and ``delete`` act only on a child whose phase allows it and never wait. ``delete`` of a child
-already gone, or already DELETING, is a no-op. Every call goes through a client of the
-:class:`~siem_pipeline.oci_clients.OciClientFactory`, and each :class:`Observed` keeps the
-``opc-request-id`` of the call that produced it.
+``update`` and ``delete`` act only on a child whose phase allows it (else :class:`ChildBusy`) and never
+wait. ``delete`` of a child already gone, or already DELETING, is a no-op; that it is gone is confirmed by
+the next ``observe``. An adopted child is observed and updated but never created, and not tagged (neither
+``differences`` nor ``update`` knows the pipeline uid). Every call goes through a client of the
+:class:`~siem_pipeline.oci_clients.OciClientFactory` (whose retry policy also retries 409 ``IncorrectState``:
+a write racing a lifecycle transition can hold the caller for the policy's duration), and each
+:class:`Observed` keeps the ``opc-request-id`` of the call that produced it (for an update, of the write).
 """
 
 from __future__ import annotations
