@@ -1,0 +1,262 @@
+"""Fanout: which (region, compartment, window) to fetch this run, written as work items, announced on ONS.
+
+One run (the schedule fires it), in this order, each step safe to repeat after a crash:
+
+1. **Regions**: the tenancy's READY region subscriptions, or the configured ones (which must be
+   subscribed). **Compartments**: the whole ACTIVE tree from Identity (``compartmentIdInSubtree``),
+   filtered by the include/exclude rules (:class:`CompartmentRules`), plus the root (the tenancy),
+   which Identity never lists and which holds the IAM events: always collected unless an exclude
+   rule names it.
+2. **State**: the state stream is read; it is refreshed (live keys rewritten) when due.
+3. **Windows** (:func:`siem_pipeline.windows.plan`): every pair's live window, then the oldest
+   backfill chunks within the budget. Pairs seen for the first time get their initial watermark
+   (and backfill range) written to the state stream *before* any of their work items exist, so the
+   next run continues from the same place even if this one dies.
+4. **Work items** go to the work stream, packed into groups (one key per group: one partition,
+   consecutive offsets), and one fetch request per group is published on the fetch topic (offsets
+   only). A crash before publishing leaves orphaned items nobody reads; the watermarks have not
+   moved, so the next run issues the same windows again.
+5. **Health**: ``health/fanout`` (pairs, lag per region, backlog).
+
+Nothing here moves a watermark forward: only fetch does, after the events are in the events stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import fnmatch
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import oci
+
+from siem_pipeline.collect_config import CollectConfig
+from siem_pipeline.oci_clients import OciClientFactory
+from siem_pipeline.producer import StreamProducer
+from siem_pipeline.state import (
+    StateStore,
+    backfill_key,
+    backfill_record,
+    health_record,
+    watermark_key,
+    watermark_record,
+)
+from siem_pipeline.windows import PairKey, Plan, format_time, plan
+from siem_pipeline.workitems import WorkItem, fetch_requests, group_key, items_per_request
+
+log = logging.getLogger(__name__)
+
+ROOT_PATH = "/"
+
+
+@dataclasses.dataclass(frozen=True)
+class Compartment:
+    id: str
+    name: str
+    #: ``/`` for the root, else ``prod/app`` (names from the root's child down)
+    path: str
+    #: OCIDs from the root down to the parent
+    ancestors: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class CompartmentRules:
+    """Include/exclude by OCID or name path (``prod/app``, leading ``/`` optional, shell globs).
+
+    A rule naming a compartment covers its subtree. No include rule: everything. Exclude wins over
+    include. The root is always collected unless an exclude rule names it (its OCID or ``/``); such a
+    rule excludes the root alone, not the whole tenancy.
+    """
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @staticmethod
+    def _names(rule: str, compartment: Compartment) -> bool:
+        rule = rule.strip()
+        if rule.startswith("ocid1."):
+            return rule == compartment.id
+        if compartment.path == ROOT_PATH:
+            return rule == ROOT_PATH
+        return fnmatch.fnmatchcase(compartment.path, rule.strip("/"))
+
+    def _covers(self, rules: Sequence[str], compartment: Compartment, by_id: dict[str, Compartment]) -> bool:
+        chain = [by_id[a] for a in compartment.ancestors if a in by_id and by_id[a].path != ROOT_PATH]
+        return any(self._names(rule, c) for rule in rules for c in (*chain, compartment))
+
+    def select(self, compartments: Iterable[Compartment]) -> list[Compartment]:
+        tree = list(compartments)
+        by_id = {c.id: c for c in tree}
+        chosen = []
+        for c in tree:
+            if c.path == ROOT_PATH:
+                if not any(self._names(rule, c) for rule in self.exclude):
+                    chosen.append(c)
+                continue
+            if self.include and not self._covers(self.include, c, by_id):
+                continue
+            if self._covers(self.exclude, c, by_id):
+                continue
+            chosen.append(c)
+        return chosen
+
+
+def list_regions(identity: Any, tenancy_id: str, wanted: Sequence[str] = ()) -> list[str]:
+    """READY subscribed regions, home first; or ``wanted``, each of which must be subscribed and READY."""
+    subscriptions = identity.list_region_subscriptions(tenancy_id).data
+    ready = [s.region_name for s in sorted(subscriptions, key=lambda s: (not s.is_home_region, s.region_name))
+             if s.status == "READY"]
+    if not wanted:
+        return ready
+    missing = [r for r in wanted if r not in ready]
+    if missing:
+        raise ValueError(f"regions {missing} are not READY subscribed regions of the tenancy (those are {ready})")
+    return list(dict.fromkeys(wanted))
+
+
+def list_compartments(identity: Any, tenancy_id: str) -> list[Compartment]:
+    """The root plus every ACTIVE compartment of the tenancy, with name paths."""
+    listed = oci.pagination.list_call_get_all_results(
+        identity.list_compartments, tenancy_id, compartment_id_in_subtree=True, access_level="ANY",
+        lifecycle_state="ACTIVE").data
+    parents = {c.id: (c.compartment_id, c.name) for c in listed}
+
+    def lineage(compartment_id: str) -> tuple[list[str], list[str]]:
+        names: list[str] = []
+        ancestors: list[str] = []
+        current = compartment_id
+        seen: set[str] = set()
+        while current in parents and current not in seen:
+            seen.add(current)
+            parent, name = parents[current]
+            names.append(name)
+            ancestors.append(parent)
+            current = parent
+        return names[::-1], ancestors[::-1]
+
+    result = [Compartment(tenancy_id, "root", ROOT_PATH)]
+    for c in listed:
+        names, ancestors = lineage(c.id)
+        result.append(Compartment(c.id, c.name, "/".join(names), tuple(ancestors)))
+    return result
+
+
+@dataclasses.dataclass
+class FanoutResult:
+    run: str
+    regions: list[str]
+    compartments: int
+    pairs: int
+    initialized: int
+    live_items: int
+    backfill_items: int
+    behind: int
+    work_items: int
+    fetch_requests: int
+    state_refreshed: bool
+
+    def as_log(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Fanout:
+    """The fanout core: build it with the config and a client factory, call :meth:`run` with the time."""
+
+    def __init__(self, config: CollectConfig, factory: OciClientFactory, *,
+                 sleep: Callable[[float], None] | None = None) -> None:
+        self.config = config
+        self.factory = factory
+        kwargs: dict[str, Any] = {"max_attempts": config.put_max_attempts}
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        work_client = factory.stream(config.work_stream.endpoint)
+        state_client = factory.stream(config.state_stream.endpoint)
+        self.work = StreamProducer(work_client, config.work_stream.stream_id, **kwargs)
+        self.state = StateStore(state_client, config.state_stream.stream_id,
+                                StreamProducer(state_client, config.state_stream.stream_id, **kwargs),
+                                partitions=config.state_stream_partitions)
+
+    @property
+    def region(self) -> str:
+        return self.config.pipeline_region or self.factory.region
+
+    def tenancy_id(self) -> str:
+        tenancy = self.config.tenancy_id or self.factory.tenancy_id
+        if not tenancy:
+            raise ValueError("no tenancy OCID: set SIEM_TENANCY_ID")
+        return tenancy
+
+    def pairs(self) -> tuple[list[str], list[Compartment], list[PairKey]]:
+        identity = self.factory.identity(self.region)
+        tenancy = self.tenancy_id()
+        regions = list_regions(identity, tenancy, self.config.regions)
+        rules = CompartmentRules(self.config.compartments_include, self.config.compartments_exclude)
+        compartments = rules.select(list_compartments(identity, tenancy))
+        return regions, compartments, [PairKey(r, c.id) for r in regions for c in compartments]
+
+    def run(self, now: dt.datetime, *, run_id: str | None = None) -> FanoutResult:
+        run = run_id or f"fanout-{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+        regions, compartments, pairs = self.pairs()
+        self.state.load()
+        refreshed = self.state.refresh(now, dt.timedelta(hours=self.config.state_refresh_hours))
+        schedule = plan(pairs, self.state.pair_states(pairs), now, self.config.window_policy())
+        self._initialize(schedule, now)
+        items = [WorkItem.of(pair, window, run=run) for pair, window in schedule.items]
+        requests = self._enqueue(items, run)
+        self._health(now, pairs, schedule, len(items), requests)
+        result = FanoutResult(run=run, regions=regions, compartments=len(compartments), pairs=len(pairs),
+                              initialized=len(schedule.initial), live_items=len(schedule.live),
+                              backfill_items=len(schedule.backfill), behind=len(schedule.behind),
+                              work_items=len(items), fetch_requests=requests, state_refreshed=refreshed)
+        log.info("fanout %s", result.as_log())
+        return result
+
+    def _initialize(self, schedule: Plan, now: dt.datetime) -> None:
+        records: dict[str, dict[str, Any] | None] = {}
+        for pair, init in schedule.initial.items():
+            if init.backfill is not None:
+                records[backfill_key(pair)] = backfill_record(pair, init.backfill, now)
+            records[watermark_key(pair)] = watermark_record(pair, init.watermark, now)
+        self.state.put(records)
+
+    def _enqueue(self, items: list[WorkItem], run: str) -> int:
+        if not items:
+            return 0
+        per_request = items_per_request(len(items), self.config.items_per_fetch, self.config.fetch_requests_per_run)
+        groups = [i // per_request for i in range(len(items))]
+        written = self.work.put([(group_key(run, g), item.to_json()) for g, item in zip(groups, items, strict=True)])
+        requests = fetch_requests(self.config.work_stream.stream_id, written, groups, run)
+        publisher = self.factory.notification_data(endpoint=self.config.topic_endpoint, region=self.region)
+        for request in requests:
+            details = oci.ons.models.MessageDetails(title="siem fetch", body=request.to_message())
+            publisher.publish_message(self.config.fetch_topic_id, details)
+        return len(requests)
+
+    def _health(self, now: dt.datetime, pairs: Sequence[PairKey], schedule: Plan, items: int, requests: int) -> None:
+        regions: dict[str, dict[str, Any]] = {}
+        behind = set(schedule.behind)
+        for pair in pairs:
+            entry = regions.setdefault(pair.region, {"pairs": 0, "oldestWatermark": None, "lagSeconds": None,
+                                                     "behind": 0, "backfillPending": 0})
+            entry["pairs"] += 1
+            watermark = self.state.watermark(pair)
+            if watermark is not None:
+                oldest = entry["oldestWatermark"]
+                if oldest is None or watermark < oldest:
+                    entry["oldestWatermark"] = watermark
+            backfill = self.state.backfill(pair)
+            if backfill is not None and not backfill.done:
+                entry["backfillPending"] += 1
+            if pair in behind:
+                entry["behind"] += 1
+        for entry in regions.values():
+            oldest = entry["oldestWatermark"]
+            if oldest is not None:
+                entry["lagSeconds"] = int((now - oldest).total_seconds())
+                entry["oldestWatermark"] = format_time(oldest)
+        record = health_record("fanout", now, pairs=len(pairs), workItems=items, fetchRequests=requests,
+                               backfillChunks=len(schedule.backfill), regions=regions)
+        self.state.put({"health/fanout": record})

@@ -1,0 +1,306 @@
+"""Fetch: for each work item of a fetch request, Audit events into the events stream, then the watermark.
+
+Given a :class:`~siem_pipeline.workitems.FetchRequest` (partition, offsets ``first``..``last``, both
+inclusive), fetch reads exactly those messages of the work stream, and for each work item:
+
+1. skips it if its track already went past the window (a re-delivered request: nothing to redo);
+2. pages Audit ``ListEvents`` for the window (:class:`~siem_pipeline.audit_source.AuditSource`,
+   429/5xx retried), keeps the event types the config wants, and puts each page's events on the
+   events stream (key: the eventId, so partitions fill evenly; value: the event's JSON as Audit
+   returned it) before reading the next page. Events too large for a stream message go to the
+   dead-letter stream with a reason (or fail the window when there is none);
+3. only when every page is durably in the stream, advances the track in the state stream: the live
+   watermark to ``max(watermark, end)`` if the window starts at or before the recorded watermark
+   (contiguous), the backfill record's ``next`` to ``end`` if the window starts at or before it. A
+   watermark therefore never moves backwards and never jumps over a window that was not written.
+
+A window that fails (after the client's retries) does not stop the others. It is re-enqueued on the
+work stream with ``attempt + 1`` and announced in a new fetch request; after ``item_max_attempts`` the
+invocation raises :class:`FetchFailed` once the rest is done, so ONS redelivers the request (windows
+already done are skipped then). Finally ``health/fetch/<region>`` records are written and, if events
+were written, the export topic is signalled.
+
+A crash anywhere is recovered by running again: events already put are put again (at-least-once;
+export deduplicates on eventId) and the watermark still only moves forward. If fetch is never re-run,
+the next fanout issues the same window again, since its watermark did not move.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import oci
+import orjson
+
+from siem_pipeline.audit_source import AuditSource
+from siem_pipeline.collect_config import CollectConfig
+from siem_pipeline.oci_clients import OciClientFactory
+from siem_pipeline.producer import StreamProducer, fits_alone
+from siem_pipeline.state import (
+    StateStore,
+    backfill_key,
+    backfill_record,
+    health_record,
+    watermark_key,
+    watermark_record,
+)
+from siem_pipeline.stream_reader import read_partition
+from siem_pipeline.windows import BackfillRange, format_time
+from siem_pipeline.workitems import FetchRequest, MalformedMessage, WorkItem, fetch_requests, group_key
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+
+class FetchFailed(RuntimeError):
+    """Some windows failed every attempt; the request should be delivered again."""
+
+
+@dataclasses.dataclass
+class ItemOutcome:
+    item: WorkItem
+    status: str  # done | skipped | retried | failed
+    events: int = 0
+    dead_lettered: int = 0
+    error: str | None = None
+
+
+@dataclasses.dataclass
+class FetchResult:
+    request: FetchRequest
+    read: int = 0
+    malformed: int = 0
+    outcomes: list[ItemOutcome] = dataclasses.field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def events(self) -> int:
+        return sum(o.events for o in self.outcomes)
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(o.dead_lettered for o in self.outcomes)
+
+    def as_log(self) -> dict[str, Any]:
+        return {"partition": self.request.partition, "first": self.request.first, "last": self.request.last,
+                "read": self.read, "malformed": self.malformed, "done": self.count("done"),
+                "skipped": self.count("skipped"), "retried": self.count("retried"), "failed": self.count("failed"),
+                "events": self.events, "deadLettered": self.dead_lettered}
+
+
+class Fetcher:
+    """The fetch core: build it with the config and a client factory; :meth:`run` one request."""
+
+    def __init__(self, config: CollectConfig, factory: OciClientFactory, *, clock: Clock | None = None,
+                 sleep: Callable[[float], None] | None = None) -> None:
+        self.config = config
+        self.factory = factory
+        self.clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        kwargs: dict[str, Any] = {"max_attempts": config.put_max_attempts}
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        self.work_client = factory.stream(config.work_stream.endpoint)
+        self.work = StreamProducer(self.work_client, config.work_stream.stream_id, **kwargs)
+        self.events = StreamProducer(factory.stream(config.events_stream.endpoint), config.events_stream.stream_id,
+                                     **kwargs)
+        self.dlq = (StreamProducer(factory.stream(config.dlq_stream.endpoint), config.dlq_stream.stream_id, **kwargs)
+                    if config.dlq_stream else None)
+        state_client = factory.stream(config.state_stream.endpoint)
+        self.state = StateStore(state_client, config.state_stream.stream_id,
+                                StreamProducer(state_client, config.state_stream.stream_id, **kwargs),
+                                partitions=config.state_stream_partitions)
+        self.source = AuditSource(factory, retry_total_seconds=config.audit_retry_seconds)
+        self.filter = config.event_filter()
+        self.region = config.pipeline_region or factory.region
+
+    # -- reading the request ---------------------------------------------------------------------------
+
+    def read_items(self, request: FetchRequest, result: FetchResult) -> list[WorkItem]:
+        """The work items at offsets ``first``..``last`` (inclusive) of the request's partition."""
+        if request.stream_id != self.config.work_stream.stream_id:
+            raise MalformedMessage(f"fetch request for stream {request.stream_id}, but the work stream is "
+                                   f"{self.config.work_stream.stream_id}")
+        items = []
+        try:
+            for record in read_partition(self.work_client, request.stream_id, request.partition,
+                                         first=request.first, last=request.last):
+                result.read += 1
+                try:
+                    items.append(WorkItem.from_json(record.value))
+                except MalformedMessage as exc:
+                    result.malformed += 1
+                    log.error("work stream %s/%d: %s; skipped", record.partition, record.offset, exc)
+        except oci.exceptions.ServiceError as exc:
+            if exc.status != 400:
+                raise
+            # the first offset is no longer (or not yet) in the partition: retrying cannot help
+            log.error("fetch request %s: cannot read [%d, %d] of partition %s: %s", request.run, request.first,
+                      request.last, request.partition, exc.message)
+        expected = request.last - request.first + 1
+        if result.read < expected:
+            # trimmed by retention, or a bad range: the windows come back with the next fanout
+            log.warning("fetch request %s: read %d of the %d offsets in [%d, %d]", request.run, result.read,
+                        expected, request.first, request.last)
+        return items
+
+    # -- one request -----------------------------------------------------------------------------------
+
+    def run(self, request: FetchRequest) -> FetchResult:
+        result = FetchResult(request)
+        items = self.read_items(request, result)
+        self.state.load()
+        for item in items:
+            result.outcomes.append(self._process(item))
+        limit = self.config.item_max_attempts
+        retry = [o for o in result.outcomes if o.status == "failed" and o.item.attempt + 1 < limit]
+        if retry:
+            self._requeue([o.item for o in retry])
+            for outcome in retry:
+                outcome.status = "retried"
+        # health and the export signal never hide a failed window, but fail the invocation themselves
+        # (a redelivered request skips the windows already done and writes them again)
+        problems: list[Exception] = []
+        try:
+            self._health(result)
+        except Exception as exc:  # noqa: BLE001 - raised below, after the export signal
+            log.error("fetch: writing health failed: %s", exc)
+            problems.append(exc)
+        if result.events and self.config.export_topic_id:
+            body = orjson.dumps({"v": 1, "type": "export", "events": result.events,
+                                 "windows": result.count("done"), "run": request.run}).decode()
+            try:
+                self._publish(self.config.export_topic_id, "siem export", body)
+            except Exception as exc:  # noqa: BLE001 - raised below
+                log.error("fetch: signalling export failed: %s", exc)
+                problems.append(exc)
+        log.info("fetch %s", result.as_log())
+        failed = [o for o in result.outcomes if o.status == "failed"]
+        if failed:
+            first = failed[0].item
+            raise FetchFailed(f"{len(failed)} window(s) failed every attempt, e.g. {first.region} "
+                              f"{first.compartment_id} [{format_time(first.start)}, {format_time(first.end)}): "
+                              f"{failed[0].error}")
+        if problems:
+            raise problems[0]
+        return result
+
+    def _process(self, item: WorkItem) -> ItemOutcome:
+        if self._already_done(item):
+            return ItemOutcome(item, "skipped")
+        outcome = ItemOutcome(item, "done")
+        try:
+            for page in self.source.pages(item.region, item.compartment_id, item.window):
+                events = self.filter.apply(page)
+                if events:
+                    written, dead = self._put_events(item, events)
+                    outcome.events += written
+                    outcome.dead_lettered += dead
+            self._advance(item, outcome.events)
+        except Exception as exc:  # noqa: BLE001 - one window's failure must not stop the others; reported below
+            log.error("window %s %s [%s, %s) attempt %d failed: %s", item.region, item.compartment_id,
+                      format_time(item.start), format_time(item.end), item.attempt, exc)
+            outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+        return outcome
+
+    def _already_done(self, item: WorkItem) -> bool:
+        if item.track == "live":
+            watermark = self.state.watermark(item.pair)
+            return watermark is not None and watermark >= item.end
+        backfill = self.state.backfill(item.pair)
+        return backfill is not None and backfill.next >= item.end
+
+    def _put_events(self, item: WorkItem, events: list[dict[str, Any]]) -> tuple[int, int]:
+        messages: list[tuple[bytes | None, bytes]] = []
+        oversize: list[tuple[dict[str, Any], int]] = []
+        for event in events:
+            event_id = str(event.get("eventId") or "")
+            value = orjson.dumps(event)
+            key = event_id.encode()[:256] if event_id else None
+            if not fits_alone(key, value, self.events.max_request_bytes):
+                oversize.append((event, len(value)))
+            else:
+                messages.append((key, value))
+        if messages:
+            self.events.put(messages)
+        if oversize:
+            self._dead_letter(item, oversize)
+        return len(messages), len(oversize)
+
+    def _dead_letter(self, item: WorkItem, oversize: list[tuple[dict[str, Any], int]]) -> None:
+        if self.dlq is None:
+            raise ValueError(f"{len(oversize)} event(s) larger than a stream message (e.g. "
+                             f"{oversize[0][0].get('eventId')}, {oversize[0][1]} bytes) and no dead-letter stream")
+        records = []
+        for event, size in oversize:
+            record = {"v": 1, "reason": "EventTooLarge",
+                      "detail": f"{size} bytes of JSON: more than one stream message can carry",
+                      "stage": "fetch", "eventId": event.get("eventId"), "eventType": event.get("eventType"),
+                      "eventTime": event.get("eventTime"), "region": item.region,
+                      "compartmentId": item.compartment_id,
+                      "window": {"start": format_time(item.start), "end": format_time(item.end)}}
+            records.append((str(event.get("eventId") or "").encode()[:256] or None, orjson.dumps(record)))
+        self.dlq.put(records)
+
+    def _advance(self, item: WorkItem, events: int) -> None:
+        """Move the item's track over its window, only forward and only contiguously."""
+        pair, now = item.pair, self.clock()
+        if item.track == "live":
+            current = self.state.watermark(pair)
+            if current is not None and item.start > current:
+                log.warning("window %s [%s, %s) done but the watermark is at %s: not advanced (the gap is "
+                            "fetched by the next fanout)", pair, format_time(item.start), format_time(item.end),
+                            format_time(current))
+                return
+            if current is None or item.end > current:
+                self.state.put({watermark_key(pair): watermark_record(pair, item.end, now,
+                                                                      window=(item.start, item.end), events=events)})
+            return
+        backfill = self.state.backfill(pair)
+        if backfill is None or item.start > backfill.next:
+            log.warning("backfill window %s [%s, %s) done but the backfill record is %s: not advanced", pair,
+                        format_time(item.start), format_time(item.end), backfill)
+            return
+        if item.end > backfill.next:
+            updated = BackfillRange(min(item.end, backfill.end), backfill.end)
+            self.state.put({backfill_key(pair): backfill_record(pair, updated, now)})
+
+    def _requeue(self, items: list[WorkItem]) -> None:
+        run = f"fetch-retry-{uuid.uuid4().hex[:8]}"
+        again = [dataclasses.replace(item, attempt=item.attempt + 1, run=run) for item in items]
+        written = self.work.put([(group_key(run, 0), item.to_json()) for item in again])
+        for request in fetch_requests(self.config.work_stream.stream_id, written, [0] * len(again), run):
+            self._publish(self.config.fetch_topic_id, "siem fetch", request.to_message())
+
+    def _publish(self, topic_id: str, title: str, body: str) -> None:
+        client = self.factory.notification_data(endpoint=self.config.topic_endpoint, region=self.region)
+        client.publish_message(topic_id, oci.ons.models.MessageDetails(title=title, body=body))
+
+    def _health(self, result: FetchResult) -> None:
+        now = self.clock()
+        records: dict[str, dict[str, Any] | None] = {}
+        for region in sorted({o.item.region for o in result.outcomes}):
+            outcomes = [o for o in result.outcomes if o.item.region == region]
+            done = [o for o in outcomes if o.status == "done"]
+            fields: dict[str, Any] = {"region": region, "windows": len(done), "events": sum(o.events for o in done),
+                                      "deadLettered": sum(o.dead_lettered for o in outcomes),
+                                      "failedWindows": sum(1 for o in outcomes if o.status in ("failed", "retried")),
+                                      "lastWindow": None, "lastSuccess": None}
+            previous = self.state.get(f"health/fetch/{region}") or {}
+            if done:
+                last = max(done, key=lambda o: o.item.end).item
+                fields["lastWindow"] = {"compartmentId": last.compartment_id, "start": format_time(last.start),
+                                        "end": format_time(last.end), "track": last.track}
+                fields["lastSuccess"] = format_time(now)
+            else:
+                fields["lastWindow"] = previous.get("lastWindow")
+                fields["lastSuccess"] = previous.get("lastSuccess")
+            records[f"health/fetch/{region}"] = health_record("fetch", now, **fields)
+        self.state.put(records)

@@ -1,0 +1,314 @@
+"""Fetch (and fanout feeding it) through the real SDK against ocisim: exact ranges, every event
+collected, watermarks, crash recovery, throttling, partial put failures, re-enqueued windows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from ocisim import OcisimServer
+from ocisim.controlclient import OcisimControl
+from siem_pipeline.collect_config import CollectConfig
+from siem_pipeline.fanout import Fanout
+from siem_pipeline.fetch import Fetcher, FetchFailed, FetchResult
+from siem_pipeline.oci_clients import OciClientFactory
+from siem_pipeline.producer import StreamProducer
+from siem_pipeline.state import StateStore
+from siem_pipeline.windows import PairKey, format_time, parse_time
+from siem_pipeline.workitems import FetchRequest, MalformedMessage, WorkItem
+from tests.functions.collect_support import REGIONS, Pipeline, dump, make_factory, published
+
+T0 = parse_time("2026-03-02T10:00:00Z")
+MIN = dt.timedelta(minutes=1)
+
+
+@pytest.fixture
+def factory(ocisim: OcisimServer, ocisim_control: OcisimControl) -> Iterator[OciClientFactory]:
+    ocisim_control.freeze(format_time(T0))
+    ocisim_control.settings(auditApiCalls=False)
+    with make_factory(ocisim) as built:
+        yield built
+
+
+def now(control: OcisimControl) -> dt.datetime:
+    return parse_time(control.clock()["now"])
+
+
+def tree(control: OcisimControl) -> dict[str, str]:
+    """root + prod, prod/app (nested), dev."""
+    ids = {"prod": control.add_compartment("prod")["id"]}
+    ids["prod/app"] = control.add_compartment("app", ids["prod"])["id"]
+    ids["dev"] = control.add_compartment("dev")["id"]
+    return ids
+
+
+def generate(control: OcisimControl, region: str, start: dt.datetime, end: dt.datetime, count: int,
+             seed: int, **extra: Any) -> list[str]:
+    body = {"count": count, "start": format_time(start), "end": format_time(end), "returnIds": True,
+            "region": region, "seed": seed, **extra}
+    ids: list[str] = control.request("POST", "/audit/generate", body)["eventIds"]
+    return ids
+
+
+def parts(pipeline: Pipeline, factory: OciClientFactory) -> tuple[CollectConfig, Fanout, Fetcher]:
+    config = CollectConfig.from_env(pipeline.env)
+    clock = pipeline.control
+    fanout = Fanout(config, factory, sleep=lambda _s: None)
+    fetcher = Fetcher(config, factory, clock=lambda: now(clock), sleep=lambda _s: None)
+    return config, fanout, fetcher
+
+
+def drain(pipeline: Pipeline, fetcher: Fetcher, *, tolerate: bool = False) -> int:
+    """Run fetch for every fetch request published so far (and those fetch publishes itself)."""
+    handled = 0
+    while bodies := pipeline.new_fetch_requests():
+        for body in bodies:
+            try:
+                fetcher.run(FetchRequest.from_message(body))
+            except FetchFailed:
+                if not tolerate:
+                    raise
+            handled += 1
+    return handled
+
+
+def read_state(pipeline: Pipeline, factory: OciClientFactory) -> StateStore:
+    client = factory.stream(pipeline.state.messages_endpoint)
+    store = StateStore(client, pipeline.state.id, StreamProducer(client, pipeline.state.id), partitions=2)
+    store.load()
+    return store
+
+
+# -- the whole collection side, several scheduled runs ---------------------------------------------------
+
+
+def test_every_event_of_every_region_and_compartment_is_collected(factory: OciClientFactory, ocisim: OcisimServer,
+                                                                   ocisim_control: OcisimControl) -> None:
+    ocisim_control.settings(auditPageSize=150, auditProcessingDelay=90)
+    compartments = tree(ocisim_control)
+    backfill_from = T0 - 150 * MIN
+    pipeline = Pipeline(ocisim, ocisim_control, factory, SIEM_WINDOW_INTERVAL_MINUTES=5,
+                        SIEM_WINDOW_DELAY_MINUTES=5, SIEM_BACKFILL_START=format_time(backfill_from),
+                        SIEM_BACKFILL_CHUNK_MINUTES=60, SIEM_BACKFILL_BUDGET=8, SIEM_ITEMS_PER_FETCH=10,
+                        SIEM_FETCH_REQUESTS_PER_RUN=3)
+    _config, fanout, fetcher = parts(pipeline, factory)
+    # activity from the backfill start to 20 minutes after the first run, in every region
+    generated: set[str] = set()
+    for i, region in enumerate(REGIONS):
+        generated |= set(generate(ocisim_control, region, backfill_from, T0 + 20 * MIN, 800, seed=i))
+    runs = []
+    for _ in range(8):  # the schedule fires every 5 minutes
+        result = fanout.run(now(ocisim_control))
+        assert result.fetch_requests <= 3  # packed to respect the ONS publish budget
+        runs.append(result)
+        drain(pipeline, fetcher)
+        ocisim_control.advance(300)
+    first = runs[0]
+    assert first.regions[0] == "us-ashburn-1"  # the home region first
+    assert sorted(first.regions) == sorted(REGIONS)
+    assert first.compartments == 4  # the three and the root
+    assert first.pairs == first.initialized == 12
+    assert first.live_items == 12
+    assert all(r.initialized == 0 for r in runs[1:])
+    # the backfill, [T0 - 150 min, T0 - 10 min) for every pair, in chunks of 60, 60 and 20 minutes: one
+    # chunk per pair and run, oldest first, 8 a run at most; every run kept its 12 live windows
+    assert [r.backfill_items for r in runs] == [8, 8, 8, 8, 4, 0, 0, 0]
+    assert all(r.live_items == 12 for r in runs)
+
+    collected = pipeline.event_ids()
+    assert generated <= set(collected)  # none missing
+    assert len(collected) == len(set(collected))  # and, without faults, none twice
+    last_horizon = now(ocisim_control) - 300 * dt.timedelta(seconds=1) - 5 * MIN
+    state = read_state(pipeline, factory)
+    for region in REGIONS:
+        for compartment_id in [ocisim.tenancy_id, *compartments.values()]:
+            pair = PairKey(region, compartment_id)
+            assert state.watermark(pair) == last_horizon  # the end of the last closed window
+            backfill = state.backfill(pair)
+            assert backfill is not None
+            assert backfill.done
+            assert backfill.end == T0 - 10 * MIN
+    health = state.health()
+    fanout_health = health["health/fanout"]
+    assert fanout_health["pairs"] == 12
+    assert set(fanout_health["regions"]) == set(REGIONS)
+    assert {h["region"] for k, h in health.items() if k.startswith("health/fetch/")} == set(REGIONS)
+    exports = [orjson.loads(b) for b in published(ocisim_control, pipeline.export_topic.topic_id)]
+    assert exports
+    assert {e["type"] for e in exports} == {"export"}
+    assert sum(e["events"] for e in exports) == len(collected)
+
+
+# -- exact ranges ------------------------------------------------------------------------------------------
+
+
+def test_reads_exactly_the_inclusive_offset_range(factory: OciClientFactory, ocisim: OcisimServer,
+                                                  ocisim_control: OcisimControl) -> None:
+    pipeline = Pipeline(ocisim, ocisim_control, factory)
+    _config, _fanout, fetcher = parts(pipeline, factory)
+    items = [WorkItem("us-ashburn-1", ocisim.tenancy_id, T0 + i * MIN, T0 + (i + 1) * MIN, run=f"r{i}")
+             for i in range(7)]
+    written = fetcher.work.put([(b"same-key", item.to_json()) for item in items])
+    partition = written[0].partition
+    assert [w.partition for w in written] == [partition] * 7
+    assert [w.offset for w in written] == list(range(7))
+    for first, last in ((1, 5), (0, 0), (6, 6), (0, 6), (3, 4)):
+        request = FetchRequest(pipeline.work.id, partition, first, last, last - first + 1)
+        result = FetchResult(request)
+        got = fetcher.read_items(request, result)
+        assert [i.run for i in got] == [f"r{i}" for i in range(first, last + 1)], (first, last)
+        assert result.read == last - first + 1
+    # a range past the end reads what is there and says so; a trimmed or unknown start reads nothing
+    request = FetchRequest(pipeline.work.id, partition, 5, 9, 2)
+    assert [i.run for i in fetcher.read_items(request, FetchResult(request))] == ["r5", "r6"]
+    request = FetchRequest(pipeline.work.id, partition, 50, 52, 3)
+    assert fetcher.read_items(request, FetchResult(request)) == []
+
+
+def test_requests_round_trip_and_reject_nonsense() -> None:
+    request = FetchRequest("ocid1.stream.x", "1", 10, 59, 50, "run-1")
+    assert FetchRequest.from_message(request.to_message()) == request
+    assert orjson.loads(request.to_message()) == {"v": 1, "type": "fetch", "streamId": "ocid1.stream.x",
+                                                  "partition": "1", "first": 10, "last": 59, "count": 50,
+                                                  "run": "run-1"}
+    for bad in ('{"v":1,"type":"fetch","streamId":"s","partition":"0","first":5,"last":4,"count":1}',
+                '{"v":1,"type":"fetch","streamId":"s","partition":"0","first":0,"last":4,"count":6}',
+                '{"v":1,"type":"fetch","streamId":"s","partition":"0","first":"0","last":4,"count":1}',
+                '{"v":1,"type":"export"}', "[]", "nope"):
+        with pytest.raises(MalformedMessage):
+            FetchRequest.from_message(bad)
+    item = WorkItem("us-ashburn-1", "ocid1.c", T0, T0 + 5 * MIN, "backfill", 2, "r")
+    assert WorkItem.from_json(item.to_json()) == item
+    with pytest.raises(MalformedMessage):
+        WorkItem.from_json(b'{"v":1,"region":"r","compartmentId":"c","start":"2026-03-02T10:00:30Z",'
+                           b'"end":"2026-03-02T10:05:00Z"}')
+
+
+# -- failures --------------------------------------------------------------------------------------------
+
+
+def single_pair(ocisim: OcisimServer, ocisim_control: OcisimControl, factory: OciClientFactory,
+                **extra: Any) -> tuple[Pipeline, Fanout, Fetcher, list[str]]:
+    """The root of one region, its first live window [T0 - 10 min, T0 - 5 min) full of events."""
+    pipeline = Pipeline(ocisim, ocisim_control, factory, SIEM_REGIONS="us-ashburn-1", SIEM_WINDOW_DELAY_MINUTES=5,
+                        **extra)
+    _config, fanout, fetcher = parts(pipeline, factory)
+    ids = generate(ocisim_control, "us-ashburn-1", T0 - 10 * MIN, T0 - 5 * MIN, 300, seed=3,
+                   compartmentId=ocisim.tenancy_id)
+    return pipeline, fanout, fetcher, ids
+
+
+def test_crash_after_put_before_watermark_is_recovered_by_running_again(
+        factory: OciClientFactory, ocisim: OcisimServer, ocisim_control: OcisimControl) -> None:
+    pipeline, fanout, fetcher, ids = single_pair(ocisim, ocisim_control, factory, SIEM_ITEM_MAX_ATTEMPTS=1)
+    pair = PairKey("us-ashburn-1", ocisim.tenancy_id)
+    assert fanout.run(now(ocisim_control)).work_items == 1
+    [body] = pipeline.new_fetch_requests()
+    # every put after the window's 300 events fails: the events are in, the watermark cannot follow
+    ocisim_control.fault(service="streaming", operation="PutMessages.entry", status=500, after=300)
+    with pytest.raises(FetchFailed, match="1 window"):
+        fetcher.run(FetchRequest.from_message(body))
+    assert sorted(pipeline.event_ids()) == sorted(ids)
+    assert read_state(pipeline, factory).watermark(pair) == T0 - 10 * MIN  # not moved
+    ocisim_control.clear_faults()
+    # the same request again (what ONS redelivery does): the window is re-put, the watermark follows
+    result = fetcher.run(FetchRequest.from_message(body))
+    assert (result.count("done"), result.events) == (1, 300)
+    assert read_state(pipeline, factory).watermark(pair) == T0 - 5 * MIN
+    collected = pipeline.event_ids()
+    assert sorted(set(collected)) == sorted(ids)
+    assert len(collected) == 600  # at-least-once: the window twice
+    # once more: already done, nothing re-put
+    again = fetcher.run(FetchRequest.from_message(body))
+    assert (again.count("skipped"), again.events) == (1, 0)
+    assert len(pipeline.event_ids()) == 600
+
+
+def test_a_window_never_fetched_again_is_issued_again_by_the_next_fanout(
+        factory: OciClientFactory, ocisim: OcisimServer, ocisim_control: OcisimControl) -> None:
+    pipeline, fanout, fetcher, ids = single_pair(ocisim, ocisim_control, factory, SIEM_ITEM_MAX_ATTEMPTS=1)
+    fanout.run(now(ocisim_control))
+    [lost] = pipeline.new_fetch_requests()  # the fetch invocation never happens (or dies before anything)
+    del lost
+    ocisim_control.advance(60)
+    result = fanout.run(now(ocisim_control))
+    assert result.initialized == 0
+    drain(pipeline, fetcher)
+    assert sorted(pipeline.event_ids()) == sorted(ids)
+    assert read_state(pipeline, factory).watermark(PairKey("us-ashburn-1", ocisim.tenancy_id)) == T0 - 4 * MIN
+
+
+def test_throttling_and_partial_put_failures_lose_nothing(factory: OciClientFactory, ocisim: OcisimServer,
+                                                          ocisim_control: OcisimControl) -> None:
+    ocisim_control.settings(auditPageSize=100)
+    tree(ocisim_control)
+    pipeline = Pipeline(ocisim, ocisim_control, factory, SIEM_REGIONS="us-ashburn-1,eu-frankfurt-1",
+                        SIEM_WINDOW_DELAY_MINUTES=5, SIEM_WINDOW_INTERVAL_MINUTES=10)
+    _config, fanout, fetcher = parts(pipeline, factory)
+    ids = set(generate(ocisim_control, "us-ashburn-1", T0 - 15 * MIN, T0 - 5 * MIN, 900, seed=5))
+    ids |= set(generate(ocisim_control, "eu-frankfurt-1", T0 - 15 * MIN, T0 - 5 * MIN, 900, seed=6))
+    # 429 bursts from Audit, one 503 in the middle, and one in five stream entries failing (200 times)
+    ocisim_control.fault(service="audit", operation="ListEvents", status=429, count=3)
+    ocisim_control.fault(service="audit", operation="ListEvents", status=429, count=3, after=10)
+    ocisim_control.fault(service="audit", operation="ListEvents", status=503, count=1, after=20)
+    ocisim_control.fault(service="streaming", operation="PutMessages.entry", status=503, rate=0.2, count=200)
+    fanout.run(now(ocisim_control))
+    drain(pipeline, fetcher)
+    hits = {(f["service"], f["status"]): f["hits"] for f in ocisim_control.request("GET", "/faults")}
+    assert hits[("audit", 503)] == 1
+    assert hits[("streaming", 503)] == 200
+    collected = pipeline.event_ids()
+    assert ids <= set(collected)
+    assert len(collected) == len(set(collected))  # entry retries re-send only the failed entries
+    state = read_state(pipeline, factory)
+    assert {state.watermark(p) for p in state_pairs(state)} == {T0 - 5 * MIN}
+
+
+def state_pairs(state: StateStore) -> list[PairKey]:
+    return [PairKey(v["region"], v["compartmentId"]) for k, v in state.records.items() if k.startswith("watermark/")]
+
+
+def test_a_failed_window_is_requeued_with_its_attempt_then_fails_the_request(
+        factory: OciClientFactory, ocisim: OcisimServer, ocisim_control: OcisimControl) -> None:
+    pipeline = Pipeline(ocisim, ocisim_control, factory, SIEM_REGIONS="us-ashburn-1,us-phoenix-1",
+                        SIEM_WINDOW_DELAY_MINUTES=5, SIEM_ITEM_MAX_ATTEMPTS=2)
+    _config, fanout, fetcher = parts(pipeline, factory)
+    phoenix = set(generate(ocisim_control, "us-phoenix-1", T0 - 10 * MIN, T0 - 5 * MIN, 50, seed=8))
+    ocisim_control.fault(service="audit", operation="ListEvents", region="us-phoenix-1", status=500)
+    fanout.run(now(ocisim_control))
+    [body] = pipeline.new_fetch_requests()
+    result = fetcher.run(FetchRequest.from_message(body))  # phoenix fails, is re-enqueued: no error yet
+    assert (result.count("done"), result.count("retried")) == (1, 1)
+    [retry_body] = pipeline.new_fetch_requests()
+    retry = FetchRequest.from_message(retry_body)
+    [item] = fetcher.read_items(retry, FetchResult(retry))
+    assert (item.region, item.attempt, item.start, item.end) == ("us-phoenix-1", 1, T0 - 10 * MIN, T0 - 5 * MIN)
+    with pytest.raises(FetchFailed, match="us-phoenix-1"):  # second and last attempt
+        fetcher.run(retry)
+    assert pipeline.new_fetch_requests() == []
+    health = read_state(pipeline, factory).health()["health/fetch/us-phoenix-1"]
+    assert health["failedWindows"] == 1
+    # ONS redelivers the request; the fault is gone by then
+    ocisim_control.clear_faults()
+    fetcher.run(retry)
+    assert phoenix <= set(pipeline.event_ids())
+
+
+def test_events_too_large_for_a_message_go_to_the_dead_letter_stream(
+        factory: OciClientFactory, ocisim: OcisimServer, ocisim_control: OcisimControl) -> None:
+    pipeline, fanout, fetcher, _ = single_pair(ocisim, ocisim_control, factory)
+    huge = generate(ocisim_control, "us-ashburn-1", T0 - 10 * MIN, T0 - 5 * MIN, 20, seed=4,
+                    compartmentId=ocisim.tenancy_id, sizes={"huge": 1})
+    fetcher.events.max_request_bytes = 15_000  # "huge" events are 20-40 KB: here, too large for a message
+    fanout.run(now(ocisim_control))
+    drain(pipeline, fetcher)
+    dead = [orjson.loads(m["value"]) for m in dump(ocisim_control, pipeline.dlq.id)]
+    assert set(huge) <= {d["eventId"] for d in dead}  # the default mix holds a few huge ones too
+    assert {d["reason"] for d in dead} == {"EventTooLarge"}
+    assert not set(huge) & set(pipeline.event_ids())
+    assert len(dead) + len(pipeline.event_ids()) == 320
+    assert read_state(pipeline, factory).watermark(PairKey("us-ashburn-1", ocisim.tenancy_id)) == T0 - 5 * MIN
