@@ -47,6 +47,12 @@ def from_core(core: dict[str, Any]) -> dict[str, Any]:
             event[new] = core[old]
     if "reportingController" not in event and (core.get("source") or {}).get("component"):
         event["reportingController"] = core["source"]["component"]
+    if not event.get("eventTime"):
+        # events.k8s.io requires eventTime; a v1 Event posted without one shows its first sighting.
+        stamp = (core.get("firstTimestamp") or core.get("lastTimestamp")
+                 or (core.get("metadata") or {}).get("creationTimestamp"))
+        if stamp:
+            event["eventTime"] = stamp.replace("Z", ".000000Z") if stamp.endswith("Z") and "." not in stamp else stamp
     return event
 
 

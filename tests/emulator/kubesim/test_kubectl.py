@@ -1,0 +1,122 @@
+"""kubectl against kubesim: apply, get with printer columns, get -o yaml, patch, describe with Events,
+wait, label selectors, admission messages, delete through a finalizer."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+from kubesim.app import KubesimServer
+from kubesim.testing import kubectl_env
+from tests.emulator.kubesim.support import CRD_PATH, gadget
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+
+
+class Kubectl:
+    def __init__(self, server: KubesimServer, workdir: Path) -> None:
+        self.env = kubectl_env(server, workdir / "cache")
+        self.workdir = workdir
+
+    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["kubectl", *args], env=self.env, capture_output=True, text=True, timeout=60,
+                              check=False)
+        if ok:
+            assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+        return done
+
+    def apply(self, manifest: dict[str, Any], *, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        path = self.workdir / f"{manifest['metadata']['name']}.yaml"
+        path.write_text(yaml.safe_dump(manifest))
+        return self.run("apply", "-f", str(path), ok=ok)
+
+
+@pytest.fixture
+def kubectl(kubesim: KubesimServer, tmp_path: Path) -> Kubectl:
+    tool = Kubectl(kubesim, tmp_path)
+    assert "created" in tool.run("apply", "-f", str(CRD_PATH)).stdout
+    return tool
+
+
+def table(text: str) -> list[list[str]]:
+    return [line.split() for line in text.strip().splitlines()]
+
+
+def test_apply_get_patch_describe_wait_delete(kubectl: Kubectl, kubesim_client: Any) -> None:
+    assert kubectl.apply(gadget("g1", size=4)).stdout.strip() == "gadget.kubesim.test/g1 created"
+    assert kubectl.apply(gadget("g1", size=4)).stdout.strip() == "gadget.kubesim.test/g1 unchanged"
+
+    rows = table(kubectl.run("get", "gadgets").stdout)
+    assert rows[0] == ["NAME", "COLOR", "SIZE", "READY", "PHASE", "AGE"]
+    assert rows[1][:3] == ["g1", "red", "4"]
+
+    as_yaml = yaml.safe_load(kubectl.run("get", "gd", "g1", "-o", "yaml").stdout)
+    assert as_yaml["spec"] == {"color": "red", "size": 4, "mode": "fast"}
+    assert as_yaml["metadata"]["generation"] == 1
+    assert "kubectl.kubernetes.io/last-applied-configuration" in as_yaml["metadata"]["annotations"]
+
+    assert "patched" in kubectl.run("patch", "gd", "g1", "--type=merge", "-p", '{"spec":{"size":5}}').stdout
+    assert "patched" in kubectl.run("patch", "gd", "g1", "--type=json",
+                                    "-p", '[{"op":"add","path":"/spec/tags","value":["x"]}]').stdout
+    status = '{"status":{"phase":"Ready","conditions":[{"type":"Ready","status":"True","observedGeneration":3}]}}'
+    kubectl.run("patch", "gd", "g1", "--subresource=status", "--type=merge", "-p", status)
+    assert table(kubectl.run("get", "gd", "g1").stdout)[1][:5] == ["g1", "red", "5", "True", "Ready"]
+    assert table(kubectl.run("get", "kubesimtest").stdout)[1][0] == "g1"  # by category
+
+    uid = as_yaml["metadata"]["uid"]
+    core: Any = kubernetes.client.CoreV1Api(kubesim_client)
+    core.create_namespaced_event("default", {
+        "metadata": {"generateName": "g1."}, "reason": "Provisioned", "message": "the gadget is ready",
+        "type": "Normal", "involvedObject": {"apiVersion": "kubesim.test/v1", "kind": "Gadget", "name": "g1",
+                                             "namespace": "default", "uid": uid},
+        "source": {"component": "gadget-operator"}, "firstTimestamp": as_yaml["metadata"]["creationTimestamp"],
+        "lastTimestamp": as_yaml["metadata"]["creationTimestamp"], "count": 1})
+    described = kubectl.run("describe", "gd", "g1").stdout
+    assert "Events:" in described
+    assert "Provisioned" in described
+    assert "the gadget is ready" in described
+    assert "gadget/g1" in kubectl.run("get", "events").stdout
+
+    assert "condition met" in kubectl.run("wait", "--for=condition=Ready", "gd/g1", "--timeout=10s").stdout
+    assert "condition met" in kubectl.run("wait", "--for=jsonpath={.status.phase}=Ready", "gd/g1",
+                                          "--timeout=10s").stdout
+
+    reapplied = kubectl.apply(gadget("g1", size=6))
+    assert reapplied.stdout.strip() == "gadget.kubesim.test/g1 configured"
+    assert yaml.safe_load(kubectl.run("get", "gd", "g1", "-o", "yaml").stdout)["spec"]["size"] == 6
+
+    kubectl.run("label", "gd", "g1", "team=blue")
+    assert table(kubectl.run("get", "gd", "-l", "team=blue", "-o", "name").stdout) == [["gadget.kubesim.test/g1"]]
+    assert "No resources found" in kubectl.run("get", "gd", "-l", "team=red").stderr
+
+    kubectl.run("patch", "gd", "g1", "--type=merge", "-p", '{"metadata":{"finalizers":["kubesim.test/hold"]}}')
+    kubectl.run("delete", "gd", "g1", "--wait=false")
+    held = yaml.safe_load(kubectl.run("get", "gd", "g1", "-o", "yaml").stdout)
+    assert held["metadata"]["deletionTimestamp"].endswith("Z")
+    kubectl.run("patch", "gd", "g1", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    kubectl.run("wait", "--for=delete", "gd/g1", "--timeout=10s")
+    assert "NotFound" in kubectl.run("get", "gd", "g1", ok=False).stderr
+
+
+def test_admission_errors_read_like_a_real_servers(kubectl: Kubectl) -> None:
+    failed = kubectl.apply(gadget("bad", size=50), ok=False)
+    assert failed.returncode != 0
+    assert ('The Gadget "bad" is invalid: spec.size: Invalid value: 50: spec.size in body should be less than or '
+            "equal to 10") in failed.stderr
+
+
+def test_api_resources_and_namespaces(kubectl: Kubectl) -> None:
+    resources = kubectl.run("api-resources").stdout
+    line = next(line.split() for line in resources.splitlines() if line.startswith("gadgets "))
+    assert line == ["gadgets", "gd", "kubesim.test/v1", "true", "Gadget"]
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}
+    assert "created" in kubectl.apply(namespace).stdout
+    assert table(kubectl.run("get", "ns", "team").stdout)[1][:2] == ["team", "Active"]
+    kubectl.run("delete", "ns", "team")
+    assert "NotFound" in kubectl.run("get", "ns", "team", ok=False).stderr
