@@ -1,0 +1,110 @@
+"""A Streaming consumer-group reader whose commits are explicit: nothing is committed by reading.
+
+The export must commit a batch's offsets only after the destination accepted it, so the group cursor
+is created with ``commitOnGet=false`` and :meth:`GroupReader.commit` calls ``ConsumerCommit`` with the
+cursor returned *by the read of that batch*, which carries the positions just after its messages.
+A reader that stops (an exception, a killed function) leaves the batch uncommitted; the next group
+cursor of the group starts at the committed positions and reads it again (at-least-once).
+
+One :class:`GroupReader` is one instance of the group: its partitions are reserved for it for
+``timeout_ms`` after each read, commit or heartbeat; :meth:`GroupReader.heartbeat` extends that while
+a slow destination is being waited on.
+
+**Instance names.** Streaming has no "leave the group": an instance that goes away keeps its
+partitions until ``timeout_ms`` has passed, and a new instance gets nothing from them meanwhile. A
+Fn invocation is a new process each time, so a random name per invocation would make every
+invocation that follows another within 30 s read nothing. The default is therefore one stable name
+(``export``): the next invocation resumes the same membership at the committed offsets at once. Two
+invocations that overlap then read the same uncommitted messages, and the SIEM may get a batch twice
+(the eventId dedup and ``_bulk``'s ``create`` absorb most of it): give concurrent exporters distinct
+names when they must split the partitions instead. The SDK client comes from
+``OciClientFactory.stream(messages_endpoint)`` (with its retry strategy and circuit breaker).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import logging
+import time
+import uuid
+from typing import Any, Final
+
+import oci
+
+log = logging.getLogger(__name__)
+
+#: GetMessages returns at most 10,000 messages.
+MAX_LIMIT: Final = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    partition: str
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    messages: list[Message]
+    #: the cursor after this batch: committing it commits every message of the batch
+    next_cursor: str
+
+
+class GroupReader:
+    """Reads a stream as one instance of a consumer group, committing only when told."""
+
+    def __init__(self, client: Any, stream_id: str, group_name: str, *, instance_name: str | None = "export",
+                 start: str = "TRIM_HORIZON", timeout_ms: int = 30_000, limit: int = 1000) -> None:
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be 1..{MAX_LIMIT}")
+        self.client = client
+        self.stream_id = stream_id
+        self.group_name = group_name
+        self.instance_name = instance_name or f"export-{uuid.uuid4()}"
+        self.start = start
+        self.timeout_ms = timeout_ms
+        self.limit = limit
+        self._cursor: str | None = None
+        self._last_touch = 0.0
+
+    def _open(self) -> str:
+        details = oci.streaming.models.CreateGroupCursorDetails(
+            group_name=self.group_name, instance_name=self.instance_name, type=self.start,
+            commit_on_get=False, timeout_in_ms=self.timeout_ms)
+        cursor: str = self.client.create_group_cursor(self.stream_id, details).data.value
+        self._last_touch = time.monotonic()
+        return cursor
+
+    def read(self) -> Batch:
+        """The next messages of the partitions this instance holds (possibly none)."""
+        if self._cursor is None:
+            self._cursor = self._open()
+        response = self.client.get_messages(self.stream_id, self._cursor, limit=self.limit)
+        self._last_touch = time.monotonic()
+        next_cursor: str = response.headers["opc-next-cursor"]
+        self._cursor = next_cursor
+        messages = [Message(str(m.partition), int(m.offset),
+                            base64.b64decode(m.key) if m.key else None, base64.b64decode(m.value or ""))
+                    for m in response.data or []]
+        return Batch(messages, next_cursor)
+
+    def commit(self, batch: Batch) -> None:
+        """Commit every message of ``batch`` (and of the batches read before it)."""
+        response = self.client.consumer_commit(self.stream_id, batch.next_cursor)
+        self._last_touch = time.monotonic()
+        if self._cursor == batch.next_cursor:
+            self._cursor = response.data.value
+
+    def heartbeat(self) -> None:
+        """Keep this instance's reservations while a batch is still being delivered."""
+        if self._cursor is None:
+            return
+        self._cursor = self.client.consumer_heartbeat(self.stream_id, self._cursor).data.value
+        self._last_touch = time.monotonic()
+
+    def heartbeat_if_due(self) -> None:
+        if self._cursor is not None and time.monotonic() - self._last_touch > self.timeout_ms / 3000:
+            self.heartbeat()

@@ -1,0 +1,343 @@
+"""The export core: events stream → parse → filter → dedup → redact → format → SIEM → commit.
+
+:class:`Exporter` runs one invocation's worth of batches (each one GetMessages of a consumer group
+with explicit commits, :mod:`siem_pipeline.consumer`):
+
+1. **parse** every message: not UTF-8, not JSON, not an object, or missing ``eventId``/``eventType``/
+   a valid ``eventTime`` → dead-lettered with that reason (the three event shapes are normalised,
+   :func:`~siem_pipeline.formats.common.normalize`);
+2. **filter** by event type (:class:`EventTypeFilter`; filtered events are counted, not exported);
+3. **dedup** by ``eventId`` against the recent-id set (:mod:`siem_pipeline.dedup`) and within the batch;
+4. **redact** credentials (:mod:`siem_pipeline.redact`), then **format** for the destination (a
+   format error, e.g. a syslog message too long even after trimming, dead-letters the event);
+5. **send** the batch; the destination answers per event (accepted, or dead-letter with a reason),
+   or raises: then nothing is committed and the exception propagates (the invocation fails, ONS
+   retries it, the batch is read again);
+6. **dead-letter** what must be, to the dead-letter stream (:class:`DeadLetterWriter`); a failed put
+   raises, again before any commit;
+7. remember the delivered ids (saved), then **commit** the batch's offsets.
+
+A batch is therefore committed only when every one of its events is either accepted by the SIEM or
+durably in the dead-letter stream. :func:`replay_dead_letters` reads the dead-letter stream with its
+own consumer group and sends its events again through the same steps.
+
+The invocation stops when a read returns nothing (caught up), after ``max_batches``, or when its time
+budget is spent (checked between batches; a Fn function has at most 300 s).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import orjson
+
+from siem_pipeline.consumer import Batch, GroupReader, Message
+from siem_pipeline.dedup import IdStore, RecentIds
+from siem_pipeline.destinations.base import Destination
+from siem_pipeline.formats.common import EventShapeError, check_required, normalize
+from siem_pipeline.producer import StreamProducer, fits_alone
+from siem_pipeline.redact import Redactor
+
+log = logging.getLogger(__name__)
+
+#: Keep dead-letter records under the 1 MB message limit with room for the envelope.
+MAX_DLQ_EVENT_TEXT: Final = 900_000
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- filtering -------------------------------------------------------------------------------------------
+
+
+class EventTypeFilter:
+    """Include/exclude by ``eventType``, case-insensitively (OCI spells types in two casings); a
+    trailing ``*`` matches a prefix (``com.oraclecloud.identitycontrolplane.*``). No include list: all."""
+
+    def __init__(self, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> None:
+        self._include = self._split(include)
+        self._exclude = self._split(exclude)
+
+    @staticmethod
+    def _split(patterns: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        for pattern in patterns:
+            p = pattern.strip().lower()
+            if not p:
+                continue
+            if p.endswith("*"):
+                prefixes.append(p[:-1])
+            else:
+                exact.add(p)
+        return frozenset(exact), tuple(prefixes)
+
+    @staticmethod
+    def _match(value: str, rules: tuple[frozenset[str], tuple[str, ...]]) -> bool:
+        exact, prefixes = rules
+        return value in exact or (bool(prefixes) and value.startswith(prefixes))
+
+    def __call__(self, event_type: str) -> bool:
+        value = event_type.lower()
+        if (self._include[0] or self._include[1]) and not self._match(value, self._include):
+            return False
+        return not self._match(value, self._exclude)
+
+
+# -- dead letters ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    message: Message
+    reason: str
+    event_id: str | None = None
+    #: the event as received (the raw bytes of the message, or the event inside a replayed record)
+    raw: bytes = b""
+    replays: int = 0
+
+
+class DeadLetterWriter:
+    """Puts dead-letter records on the dead-letter stream (JSON, keyed by ``eventId``).
+
+    ``{"reason", "destination", "failedAt", "eventId", "replays", "source": {"streamId", "partition",
+    "offset"}, "event": <the event as received>}``. ``event`` is the original JSON object when the
+    message was JSON, else its text; a message that is not UTF-8 is kept as ``eventBase64``. A record
+    that would exceed a stream message keeps the first 900 KB as ``eventTruncated`` and says where the
+    whole message is (``source``), readable there until the events stream's retention ends.
+    """
+
+    def __init__(self, producer: StreamProducer, *, source_stream_id: str, destination: str) -> None:
+        self.producer = producer
+        self.source_stream_id = source_stream_id
+        self.destination = destination
+
+    def record(self, letter: DeadLetter) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "reason": letter.reason, "destination": self.destination, "failedAt": _now(),
+            "eventId": letter.event_id, "replays": letter.replays,
+            "source": {"streamId": self.source_stream_id, "partition": letter.message.partition,
+                       "offset": letter.message.offset},
+        }
+        raw = letter.raw
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            record["eventBase64"] = base64.b64encode(raw).decode()
+            return record
+        try:
+            record["event"] = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            record["event"] = text
+        return record
+
+    def encode(self, letter: DeadLetter) -> tuple[bytes | None, bytes]:
+        key = letter.event_id.encode()[:256] if letter.event_id else None
+        record = self.record(letter)
+        value = orjson.dumps(record)
+        if not fits_alone(key, value, self.producer.max_request_bytes):
+            for name in ("event", "eventBase64"):
+                record.pop(name, None)
+            record["eventTruncated"] = letter.raw[:MAX_DLQ_EVENT_TEXT].decode(errors="replace")
+            value = orjson.dumps(record)
+            while not fits_alone(key, value, self.producer.max_request_bytes):
+                record["eventTruncated"] = record["eventTruncated"][: len(record["eventTruncated"]) // 2]
+                value = orjson.dumps(record)
+        return key, value
+
+    def put(self, letters: Sequence[DeadLetter]) -> None:
+        """Write every record or raise (``PutMessagesError``): nothing is committed before this returns."""
+        if letters:
+            self.producer.put([self.encode(letter) for letter in letters])
+
+
+# -- the core ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ExportCounts:
+    read: int = 0
+    exported: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    filtered: int = 0
+    batches: int = 0
+    requests: int = 0
+    wire_bytes: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {"read": self.read, "exported": self.exported, "deadLettered": self.dead_lettered,
+                "duplicates": self.duplicates, "filtered": self.filtered, "batches": self.batches,
+                "requests": self.requests, "wireBytes": self.wire_bytes}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Parsed:
+    message: Message
+    raw: bytes
+    replays: int
+    event: dict[str, Any] | None = None
+    problem: str | None = None
+
+
+def parse_event(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """``(event in the Audit shape, None)`` or ``(None, why it cannot be exported)``."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as err:
+        return None, f"the message is not UTF-8 ({err.reason} at byte {err.start})"
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as err:
+        return None, f"the message is not JSON ({err})"
+    if not isinstance(value, dict):
+        return None, f"the message is JSON but not an object ({type(value).__name__})"
+    event = normalize(value)
+    try:
+        check_required(event)
+    except EventShapeError as err:
+        return None, f"the event cannot be exported: {err}"
+    return event, None
+
+
+def _from_events_stream(message: Message) -> _Parsed:
+    event, problem = parse_event(message.value)
+    return _Parsed(message, message.value, 0, event, problem)
+
+
+def _from_dead_letters(message: Message) -> _Parsed:
+    """A dead-letter record: the event inside it, as it was received."""
+    try:
+        record = orjson.loads(message.value)
+    except orjson.JSONDecodeError as err:
+        return _Parsed(message, message.value, 0, None, f"the dead-letter record is not JSON ({err})")
+    if not isinstance(record, dict):
+        return _Parsed(message, message.value, 0, None, "the dead-letter record is not an object")
+    replays = int(record.get("replays") or 0) + 1
+    if "event" in record:
+        event = record["event"]
+        raw = event.encode() if isinstance(event, str) else orjson.dumps(event)
+    elif "eventBase64" in record:
+        raw = base64.b64decode(record["eventBase64"])
+    else:
+        return _Parsed(message, message.value, replays, None,
+                       "the dead-letter record holds only a truncated event; recover it from its source offset")
+    parsed, problem = parse_event(raw)
+    return _Parsed(message, raw, replays, parsed, problem)
+
+
+class Exporter:
+    """One invocation of the export (or of a replay): build it, call :meth:`run`, read the counts."""
+
+    def __init__(self, reader: GroupReader, destination: Destination, dead_letters: DeadLetterWriter, *,
+                 redactor: Redactor | None = None, event_filter: EventTypeFilter | None = None,
+                 recent: RecentIds | None = None, id_store: IdStore | None = None,
+                 max_batches: int | None = None, max_seconds: float | None = None,
+                 decode: Callable[[Message], _Parsed] = _from_events_stream,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.reader = reader
+        self.destination = destination
+        self.dead_letters = dead_letters
+        self.redactor = redactor or Redactor()
+        self.event_filter = event_filter or EventTypeFilter()
+        self.id_store = id_store
+        if recent is None:
+            stored = id_store.load() if id_store is not None else None
+            recent = RecentIds.from_bytes(stored) if stored else RecentIds()
+        self.recent = recent
+        self.max_batches = max_batches
+        self.max_seconds = max_seconds
+        self.decode = decode
+        self.clock = clock
+        self.counts = ExportCounts()
+
+    def run(self) -> ExportCounts:
+        started = self.clock()
+        while self.max_batches is None or self.counts.batches < self.max_batches:
+            if self.max_seconds is not None and self.clock() - started >= self.max_seconds:
+                break
+            batch = self.reader.read()
+            if not batch.messages:
+                break
+            self.process(batch)
+        return self.counts
+
+    def process(self, batch: Batch) -> None:
+        """Deliver or dead-letter every message of ``batch``, then commit it. Raises before committing."""
+        counts = self.counts
+        counts.read += len(batch.messages)
+        letters: list[DeadLetter] = []
+        to_send: list[tuple[_Parsed, str]] = []
+        payloads: list[bytes] = []
+        in_batch: set[str] = set()
+        for message in batch.messages:
+            parsed = self.decode(message)
+            if parsed.event is None:
+                letters.append(DeadLetter(message, parsed.problem or "unreadable", None, parsed.raw, parsed.replays))
+                continue
+            event = parsed.event
+            event_id: str = event["eventId"]
+            if not self.event_filter(event["eventType"]):
+                counts.filtered += 1
+                continue
+            if event_id in in_batch or event_id in self.recent:
+                counts.duplicates += 1
+                continue
+            in_batch.add(event_id)
+            try:
+                payload = self.destination.encode(self.redactor(event))
+            except ValueError as err:
+                letters.append(DeadLetter(message, f"cannot format the event for {self.destination.name}: {err}",
+                                          event_id, parsed.raw, parsed.replays))
+                continue
+            to_send.append((parsed, event_id))
+            payloads.append(payload)
+        delivered: list[str] = []
+        if payloads:
+            self.reader.heartbeat_if_due()
+            result = self.destination.send(payloads)
+            counts.requests += result.requests
+            counts.wire_bytes += result.wire_bytes
+            delivered = [to_send[i][1] for i in result.accepted]
+            for rejected in result.rejected:
+                parsed, event_id = to_send[rejected.index]
+                letters.append(DeadLetter(parsed.message, rejected.reason, event_id, parsed.raw, parsed.replays))
+        self.dead_letters.put(letters)
+        if delivered:
+            self.recent.add(delivered)
+            if self.id_store is not None:
+                self.id_store.save(self.recent.to_bytes())
+        self.reader.commit(batch)
+        counts.exported += len(delivered)
+        counts.dead_lettered += len(letters)
+        counts.batches += 1
+        if letters:
+            log.warning("batch of %d: %d dead-lettered (first: %s)", len(batch.messages), len(letters),
+                        letters[0].reason[:200])
+
+
+def replay_dead_letters(reader: GroupReader, destination: Destination, dead_letters: DeadLetterWriter, *,
+                        redactor: Redactor | None = None, recent: RecentIds | None = None,
+                        max_batches: int | None = None, max_seconds: float | None = None) -> ExportCounts:
+    """Send the events of the dead-letter stream again (after the cause was fixed).
+
+    ``reader`` reads the dead-letter stream with its own group (e.g. ``siem-replay``). No event-type
+    filter applies (they passed it once). What is rejected again goes back to the dead-letter stream
+    with ``replays`` incremented and the new reason; such records are read again by a later replay
+    (within one call, ``max_batches`` bounds how often).
+    """
+    exporter = Exporter(reader, destination, dead_letters, redactor=redactor, recent=recent or RecentIds(),
+                        max_batches=max_batches, max_seconds=max_seconds, decode=_from_dead_letters)
+    return exporter.run()
+
+
+def health_fields(counts: ExportCounts, destination: str, group: str) -> Mapping[str, Any]:
+    """What the export writes under ``health/export/<group>`` in the state stream."""
+    return {"destination": destination, "group": group, **counts.to_json()}

@@ -1,0 +1,301 @@
+"""The export's configuration, from the function's environment, and what it builds.
+
+Every setting is an environment variable (declared in the export function's ``func.yaml``). The SIEM
+secret (HEC token, ``_bulk`` password or API key) is **never** one of them: ``SIEM_SECRET_ID`` names
+an OCI Vault secret, read with the function's resource principal (:func:`read_secret`).
+
+Streams (the operator sets them):
+
+``SIEM_EVENTS_STREAM_ID``, ``SIEM_EVENTS_STREAM_ENDPOINT``
+    the events stream and its messages endpoint (required)
+``SIEM_DLQ_STREAM_ID``, ``SIEM_DLQ_STREAM_ENDPOINT``
+    the dead-letter stream and its messages endpoint (required)
+``SIEM_STATE_STREAM_ID``, ``SIEM_STATE_STREAM_ENDPOINT``
+    the state stream, where ``health/export/<group>`` is written after each invocation (optional)
+``SIEM_EXPORT_GROUP``
+    consumer group on the events stream (default ``siem-export``); ``SIEM_REPLAY_GROUP`` the one on
+    the dead-letter stream for replays (default ``siem-replay``)
+``SIEM_EXPORT_INSTANCE``
+    instance name in the group (default ``export``, stable across invocations: see
+    :mod:`siem_pipeline.consumer`)
+
+Batches and time:
+
+``SIEM_EXPORT_BATCH_EVENTS``
+    messages per read, and events per destination request (default 1000; at most 10,000)
+``SIEM_EXPORT_BATCH_BYTES``
+    bytes per destination request before compression (default 1,000,000; ``_bulk``: 10,000,000)
+``SIEM_EXPORT_MAX_BATCHES``, ``SIEM_EXPORT_MAX_SECONDS``
+    stop after that many batches / seconds (default unlimited / 240, under the 300 s Fn timeout)
+``SIEM_GZIP``
+    compress HEC and ``_bulk`` requests (default ``true``)
+
+What is exported:
+
+``SIEM_EVENT_TYPES``, ``SIEM_EXCLUDE_EVENT_TYPES``
+    comma-separated event types, case-insensitive, ``prefix.*`` allowed (default: all, none excluded)
+``SIEM_REDACT_PATHS``, ``SIEM_REDACT_KEYS``
+    extra dotted field paths and key names to redact, comma-separated (the defaults always apply)
+``SIEM_DEDUP_CAPACITY``, ``SIEM_DEDUP_FILE``
+    how many recent eventIds are remembered (default 100,000) and where (default
+    ``/tmp/siem-export-<group>.ids``)
+
+The destination:
+
+``SIEM_DESTINATION``
+    ``hec``, ``syslog`` (RFC 5424), ``cef`` (CEF in RFC 5424) or ``bulk`` (required)
+``SIEM_DESTINATION_URL``
+    ``https://splunk.example.com:8088``; ``tls://syslog.example.com:6514`` (or ``tcp://`` on a trusted
+    network only); ``https://opensearch.example.com:9200`` (required)
+``SIEM_SECRET_ID``
+    OCID of the Vault secret with the HEC token or the ``_bulk`` password/API key
+``SIEM_CA_BUNDLE``
+    PEM file of the CA(s) that sign the destination's certificate (default: the public CAs)
+``SIEM_TLS_SERVER_NAME``
+    the name to verify on a syslog receiver's certificate (default: the URL's host)
+``SIEM_HEC_INDEX``, ``SIEM_HEC_SOURCETYPE``, ``SIEM_HEC_SOURCE``, ``SIEM_HEC_HOST``
+    envelope metadata (defaults: none, ``oci:audit``, ``oci:audit:{region}``, none)
+``SIEM_HEC_FIELDS``
+    indexed fields, ``name=dotted.path`` comma-separated (``eventType=eventType``)
+``SIEM_HEC_ACK``, ``SIEM_HEC_ACK_TIMEOUT``, ``SIEM_HEC_ACK_POLL_SECONDS``
+    indexer acknowledgment (default off; 300 s; 10 s)
+``SIEM_SOURCE_REGION``
+    the region for ``{region}`` when an event does not name one (default ``OCI_RESOURCE_PRINCIPAL_REGION``)
+``SIEM_SYSLOG_MAX_BYTES``
+    longest syslog message; longer ones are trimmed, then dead-lettered (default 8192, rsyslog's default)
+``SIEM_SYSLOG_HOSTNAME``, ``SIEM_SYSLOG_APP_NAME``, ``SIEM_SYSLOG_SD_ID``, ``SIEM_SYSLOG_FACILITY``
+    RFC 5424 header (defaults ``-``, ``oci-audit``, ``oci@32473``, 13)
+``SIEM_BULK_INDEX``
+    index name, a strftime pattern over eventTime (default ``oci-audit-%Y.%m.%d``)
+``SIEM_BULK_USERNAME``
+    Basic auth user; without it the secret is sent as ``Authorization: ApiKey <secret>``
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from siem_pipeline.consumer import GroupReader
+from siem_pipeline.dedup import FileIdStore
+from siem_pipeline.destinations.base import Destination, DestinationConfigError
+from siem_pipeline.destinations.bulk import BulkClient
+from siem_pipeline.destinations.hec import HecClient
+from siem_pipeline.destinations.syslog import SyslogClient
+from siem_pipeline.export import (
+    DeadLetterWriter,
+    EventTypeFilter,
+    ExportCounts,
+    Exporter,
+    health_fields,
+    replay_dead_letters,
+)
+from siem_pipeline.formats import BulkFormat, CefFormat, HecFormat, SyslogFormat
+from siem_pipeline.producer import StreamProducer
+from siem_pipeline.redact import Redactor
+from siem_pipeline.state import health_record
+
+log = logging.getLogger(__name__)
+
+_ENV = {
+    "events_stream_id": "SIEM_EVENTS_STREAM_ID", "events_endpoint": "SIEM_EVENTS_STREAM_ENDPOINT",
+    "dlq_stream_id": "SIEM_DLQ_STREAM_ID", "dlq_endpoint": "SIEM_DLQ_STREAM_ENDPOINT",
+    "state_stream_id": "SIEM_STATE_STREAM_ID", "state_endpoint": "SIEM_STATE_STREAM_ENDPOINT",
+    "group": "SIEM_EXPORT_GROUP", "replay_group": "SIEM_REPLAY_GROUP", "instance": "SIEM_EXPORT_INSTANCE",
+    "batch_events": "SIEM_EXPORT_BATCH_EVENTS", "batch_bytes": "SIEM_EXPORT_BATCH_BYTES",
+    "max_batches": "SIEM_EXPORT_MAX_BATCHES", "max_seconds": "SIEM_EXPORT_MAX_SECONDS", "gzip": "SIEM_GZIP",
+    "event_types": "SIEM_EVENT_TYPES", "exclude_event_types": "SIEM_EXCLUDE_EVENT_TYPES",
+    "redact_paths": "SIEM_REDACT_PATHS", "redact_keys": "SIEM_REDACT_KEYS",
+    "dedup_capacity": "SIEM_DEDUP_CAPACITY", "dedup_file": "SIEM_DEDUP_FILE",
+    "destination": "SIEM_DESTINATION", "url": "SIEM_DESTINATION_URL", "secret_id": "SIEM_SECRET_ID",
+    "ca_bundle": "SIEM_CA_BUNDLE", "tls_server_name": "SIEM_TLS_SERVER_NAME",
+    "hec_index": "SIEM_HEC_INDEX", "hec_sourcetype": "SIEM_HEC_SOURCETYPE", "hec_source": "SIEM_HEC_SOURCE",
+    "hec_host": "SIEM_HEC_HOST", "hec_fields": "SIEM_HEC_FIELDS", "hec_ack": "SIEM_HEC_ACK",
+    "hec_ack_timeout": "SIEM_HEC_ACK_TIMEOUT", "hec_ack_poll": "SIEM_HEC_ACK_POLL_SECONDS",
+    "source_region": "SIEM_SOURCE_REGION",
+    "syslog_max_bytes": "SIEM_SYSLOG_MAX_BYTES", "syslog_hostname": "SIEM_SYSLOG_HOSTNAME",
+    "syslog_app_name": "SIEM_SYSLOG_APP_NAME", "syslog_sd_id": "SIEM_SYSLOG_SD_ID",
+    "syslog_facility": "SIEM_SYSLOG_FACILITY", "bulk_index": "SIEM_BULK_INDEX", "bulk_username": "SIEM_BULK_USERNAME",
+}
+_LISTS = {"event_types", "exclude_event_types", "redact_paths", "redact_keys"}
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class ExportConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    events_stream_id: str
+    events_endpoint: str
+    dlq_stream_id: str
+    dlq_endpoint: str
+    state_stream_id: str | None = None
+    state_endpoint: str | None = None
+    group: str = "siem-export"
+    replay_group: str = "siem-replay"
+    instance: str = "export"
+    batch_events: int = Field(1000, ge=1, le=10_000)
+    batch_bytes: int | None = Field(None, ge=1024)
+    max_batches: int | None = Field(None, ge=1)
+    max_seconds: float = Field(240.0, gt=0)
+    gzip: bool = True
+    event_types: list[str] = []
+    exclude_event_types: list[str] = []
+    redact_paths: list[str] = []
+    redact_keys: list[str] = []
+    dedup_capacity: int = Field(100_000, ge=1)
+    dedup_file: str | None = None
+    destination: Literal["hec", "syslog", "cef", "bulk"]
+    url: str
+    secret_id: str | None = None
+    ca_bundle: str | None = None
+    tls_server_name: str | None = None
+    hec_index: str | None = None
+    hec_sourcetype: str = "oci:audit"
+    hec_source: str = "oci:audit:{region}"
+    hec_host: str | None = None
+    hec_fields: dict[str, str] = {}
+    hec_ack: bool = False
+    hec_ack_timeout: float = Field(300.0, gt=0)
+    hec_ack_poll: float = Field(10.0, gt=0)
+    source_region: str | None = None
+    syslog_max_bytes: int = Field(8192, ge=0)
+    syslog_hostname: str = "-"
+    syslog_app_name: str = "oci-audit"
+    syslog_sd_id: str = "oci@32473"
+    syslog_facility: int = Field(13, ge=0, le=23)
+    bulk_index: str = "oci-audit-%Y.%m.%d"
+    bulk_username: str | None = None
+
+    @field_validator("hec_fields", mode="before")
+    @classmethod
+    def _fields(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = {}
+            for item in _csv(value):
+                name, sep, path = item.partition("=")
+                if not sep or not name.strip() or not path.strip():
+                    raise ValueError(f"SIEM_HEC_FIELDS entry {item!r} is not name=dotted.path")
+                pairs[name.strip()] = path.strip()
+            return pairs
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ExportConfig:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field, name in _ENV.items():
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            values[field] = _csv(raw) if field in _LISTS else raw.strip()
+        values.setdefault("source_region", env.get("OCI_RESOURCE_PRINCIPAL_REGION") or None)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as err:
+            problems = "; ".join(f"{_ENV.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in err.errors())
+            raise ValueError(f"invalid export configuration: {problems}") from None
+
+
+def read_secret(factory: Any, secret_id: str) -> SecretStr:
+    """The current version of a Vault secret (``SIEM_SECRET_ID``), read with the factory's principal."""
+    bundle = factory.secrets().get_secret_bundle(secret_id).data
+    content = bundle.secret_bundle_content
+    text = base64.b64decode(content.content).decode().strip()
+    if not text:
+        raise DestinationConfigError(f"the Vault secret {secret_id} is empty")
+    return SecretStr(text)
+
+
+def build_destination(config: ExportConfig, secret: SecretStr | None) -> Destination:
+    """The destination client the configuration names (close it when done)."""
+    if config.destination == "hec":
+        if secret is None:
+            raise DestinationConfigError("the HEC destination needs its token (SIEM_SECRET_ID)")
+        fmt = HecFormat(sourcetype=config.hec_sourcetype, source=config.hec_source, host=config.hec_host,
+                        index=config.hec_index, fields=config.hec_fields, default_region=config.source_region)
+        return HecClient(config.url, secret, hec_format=fmt, ca_bundle=config.ca_bundle, compress=config.gzip,
+                         max_batch_bytes=config.batch_bytes or 1_000_000, max_batch_events=config.batch_events,
+                         ack=config.hec_ack, ack_timeout=config.hec_ack_timeout, ack_poll_interval=config.hec_ack_poll)
+    if config.destination in ("syslog", "cef"):
+        parts = urlsplit(config.url)
+        if parts.scheme not in ("tls", "tcp") or not parts.hostname:
+            raise ValueError(f"invalid syslog URL {config.url!r}: expected tls://host:6514")
+        fmt_syslog = SyslogFormat(facility=config.syslog_facility, hostname=config.syslog_hostname,
+                                  app_name=config.syslog_app_name, sd_id=config.syslog_sd_id,
+                                  max_bytes=config.syslog_max_bytes,
+                                  body=CefFormat().text if config.destination == "cef" else None)
+        return SyslogClient(parts.hostname, parts.port or (6514 if parts.scheme == "tls" else 514),
+                            syslog_format=fmt_syslog, tls=parts.scheme == "tls", ca_bundle=config.ca_bundle,
+                            server_name=config.tls_server_name, name=config.destination)
+    bulk_kwargs: dict[str, Any] = {}
+    if secret is not None:
+        if config.bulk_username:
+            bulk_kwargs.update(username=config.bulk_username, password=secret)
+        else:
+            bulk_kwargs.update(api_key=secret)
+    return BulkClient(config.url, bulk_format=BulkFormat(index=config.bulk_index), ca_bundle=config.ca_bundle,
+                      compress=config.gzip, max_batch_bytes=config.batch_bytes or 10_000_000,
+                      max_batch_events=config.batch_events, **bulk_kwargs)
+
+
+def _dlq_writer(config: ExportConfig, factory: Any, destination: Destination, source: str) -> DeadLetterWriter:
+    producer = StreamProducer(factory.stream(config.dlq_endpoint), config.dlq_stream_id)
+    return DeadLetterWriter(producer, source_stream_id=source, destination=destination.name)
+
+
+def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None = None,
+               destination: Destination | None = None) -> ExportCounts:
+    """One export invocation: read, deliver, dead-letter, commit; then write its health. Raises on
+    failure (after writing nothing it should not have and committing nothing undelivered)."""
+    if secret is None and destination is None and config.secret_id:
+        secret = read_secret(factory, config.secret_id)
+    owned = destination is None
+    dest = destination or build_destination(config, secret)
+    try:
+        reader = GroupReader(factory.stream(config.events_endpoint), config.events_stream_id, config.group,
+                             instance_name=config.instance, limit=config.batch_events)
+        exporter = Exporter(reader, dest, _dlq_writer(config, factory, dest, config.events_stream_id),
+                            redactor=Redactor(config.redact_paths, extra_keys=config.redact_keys),
+                            event_filter=EventTypeFilter(config.event_types, config.exclude_event_types),
+                            id_store=FileIdStore(config.dedup_file or f"/tmp/siem-export-{config.group}.ids"),  # noqa: S108 (Fn's only writable place)
+                            max_batches=config.max_batches, max_seconds=config.max_seconds)
+        counts = exporter.run()
+    finally:
+        if owned:
+            dest.close()
+    log.info("export done: %s", counts.to_json())
+    if config.state_stream_id and config.state_endpoint:
+        state = StreamProducer(factory.stream(config.state_endpoint), config.state_stream_id)
+        record = health_record("export", dt.datetime.now(dt.UTC), **health_fields(counts, dest.name, config.group))
+        state.put([(f"health/export/{config.group}".encode(), orjson.dumps(record))])
+    return counts
+
+
+def run_replay(config: ExportConfig, factory: Any, *, secret: SecretStr | None = None,
+               destination: Destination | None = None) -> ExportCounts:
+    """Send the dead-letter stream's events again (``SIEM_REPLAY_GROUP`` on the dead-letter stream)."""
+    if secret is None and destination is None and config.secret_id:
+        secret = read_secret(factory, config.secret_id)
+    owned = destination is None
+    dest = destination or build_destination(config, secret)
+    try:
+        reader = GroupReader(factory.stream(config.dlq_endpoint), config.dlq_stream_id, config.replay_group,
+                             instance_name=config.instance, limit=config.batch_events)
+        return replay_dead_letters(reader, dest, _dlq_writer(config, factory, dest, config.dlq_stream_id),
+                                   redactor=Redactor(config.redact_paths, extra_keys=config.redact_keys),
+                                   max_batches=config.max_batches, max_seconds=config.max_seconds)
+    finally:
+        if owned:
+            dest.close()
+
