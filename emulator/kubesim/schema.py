@@ -109,6 +109,23 @@ def prune(value: Any, schema: dict[str, Any] | None, *, root: bool = False) -> A
     return value
 
 
+def dropped_fields(original: Any, pruned: Any, path: str = "") -> list[str]:
+    """The paths that pruning removed (for ``fieldValidation=Strict``)."""
+    if isinstance(original, dict) and isinstance(pruned, dict):
+        found: list[str] = []
+        for key, value in original.items():
+            sub = _join(path, key)
+            if key not in pruned:
+                found.append(sub)
+            else:
+                found.extend(dropped_fields(value, pruned[key], sub))
+        return found
+    if isinstance(original, list) and isinstance(pruned, list):
+        return [p for index, (a, b) in enumerate(zip(original, pruned, strict=False))
+                for p in dropped_fields(a, b, f"{path}[{index}]")]
+    return []
+
+
 def apply_defaults(value: Any, schema: dict[str, Any] | None) -> Any:
     """Fill ``default`` values in, depth first, as the API server does on write."""
     if schema is None:

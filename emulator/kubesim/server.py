@@ -16,6 +16,7 @@ subscribe to the event log before they take their snapshot, so no event is lost 
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import copy
 import dataclasses
@@ -35,7 +36,7 @@ from kmock._internal import apps as kmock_apps
 from kmock._internal import rendering as kmock_rendering
 
 from kubesim import events as k8s_events
-from kubesim import patching, schema, selectors, tables
+from kubesim import patching, protobuf, schema, selectors, tables
 from kubesim.registry import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, types_from_crd
 
 log = logging.getLogger("kubesim")
@@ -247,10 +248,12 @@ class KubeSim(kmock.KubernetesEmulator):
             return self._json(obj)
         body = self._body(raw, request) if method in ("POST", "PUT", "DELETE") else {}
         if method == "POST" and target.name is None:
-            created = self._create(rtype, target.namespace, body, dry_run=query.get("dryRun") == "All")
+            created = self._create(rtype, target.namespace, body, dry_run=query.get("dryRun") == "All",
+                                   strict=query.get("fieldValidation") == "Strict")
             return self._json(self._view(rtype, created), status=201)
         if method == "PUT" and target.name is not None:
-            updated, status = self._put(rtype, target, body, dry_run=query.get("dryRun") == "All")
+            updated, status = self._put(rtype, target, body, dry_run=query.get("dryRun") == "All",
+                                        strict=query.get("fieldValidation") == "Strict")
             return self._json(self._view(rtype, updated), status=status)
         if method == "PATCH" and target.name is not None:
             ctype = patching.content_type_of(raw.headers.get("Content-Type"))
@@ -272,9 +275,12 @@ class KubeSim(kmock.KubernetesEmulator):
             return {}
         ctype = patching.content_type_of(raw.headers.get("Content-Type"))
         if "protobuf" in ctype:
-            raise ApiError(415, "UnsupportedMediaType",
-                           "the body of the request was in an unknown format - accepted media types include: "
-                           "application/json, application/yaml")
+            try:
+                return protobuf.decode(request.body)
+            except protobuf.ProtobufError as exc:
+                raise ApiError(415, "UnsupportedMediaType",
+                               "the body of the request was in an unknown format - accepted media types include: "
+                               f"application/json, application/yaml ({exc})") from exc
         data = request.data
         if data is None:
             try:
@@ -439,14 +445,25 @@ class KubeSim(kmock.KubernetesEmulator):
 
     # -- admission -----------------------------------------------------------------------------------
 
-    def _admit(self, rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    def _admit(self, rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, *,
+               strict: bool = False) -> dict[str, Any]:
         """Prune, default and validate a custom resource; check built-in invariants."""
         name = obj["metadata"].get("name", "")
         if rtype.key == CRD_KEY:
             self._check_crd(obj)
+        if rtype.key == ("", "v1", "secrets"):
+            # The API server's Secret defaults: type Opaque; stringData folded into data as base64.
+            obj.setdefault("type", "Opaque")
+            for key, value in (obj.pop("stringData", None) or {}).items():
+                obj.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
         if rtype.schema is None:
             return obj
-        obj = schema.prune(obj, rtype.schema, root=True)
+        pruned = schema.prune(obj, rtype.schema, root=True)
+        if strict and (dropped := schema.dropped_fields(obj, pruned)):
+            unknown = ", ".join(f'unknown field "{path}"' for path in dropped)
+            raise ApiError(400, "BadRequest", f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
+                                              f"{rtype.kind}: strict decoding error: {unknown}")
+        obj = pruned
         obj = schema.apply_defaults(obj, rtype.schema)
         causes = schema.validate(obj, rtype.schema)
         if not causes:
@@ -486,7 +503,7 @@ class KubeSim(kmock.KubernetesEmulator):
     # -- create ----------------------------------------------------------------------------------------
 
     def _create(self, rtype: ResourceType, namespace: str | None, body: dict[str, Any], *,
-                dry_run: bool = False) -> dict[str, Any]:
+                dry_run: bool = False, strict: bool = False) -> dict[str, Any]:
         if "create" not in rtype.verbs:
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         if rtype.group == "events.k8s.io":
@@ -536,7 +553,7 @@ class KubeSim(kmock.KubernetesEmulator):
             meta.pop(key, None)
         if rtype.status_subresource and rtype.key != NAMESPACE_KEY:
             obj.pop("status", None)
-        obj = self._admit(rtype, obj, None)
+        obj = self._admit(rtype, obj, None, strict=strict)
         meta = obj["metadata"]
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
@@ -600,7 +617,7 @@ class KubeSim(kmock.KubernetesEmulator):
     # -- update (PUT, PATCH) -------------------------------------------------------------------------
 
     def _put(self, rtype: ResourceType, target: Target, body: dict[str, Any], *,
-             dry_run: bool = False) -> tuple[dict[str, Any], int]:
+             dry_run: bool = False, strict: bool = False) -> tuple[dict[str, Any], int]:
         assert target.name is not None
         if rtype.group == "events.k8s.io":
             body = k8s_events.to_core(body)
@@ -616,7 +633,7 @@ class KubeSim(kmock.KubernetesEmulator):
                 "Invalid value: 0x0: must be specified for an update")])
         if rv and rv != current["metadata"]["resourceVersion"]:
             raise self._conflict(rtype, target.name)
-        return self._update(rtype, current, copy.deepcopy(body), target.subresource, dry_run=dry_run)
+        return self._update(rtype, current, copy.deepcopy(body), target.subresource, dry_run=dry_run, strict=strict)
 
     def _patch(self, rtype: ResourceType, target: Target, ctype: str, raw_body: bytes,
                query: Any) -> tuple[dict[str, Any], int]:
@@ -633,13 +650,14 @@ class KubeSim(kmock.KubernetesEmulator):
             patch = yaml.safe_load(raw_body) if ctype == patching.APPLY else json.loads(raw_body or b"null")
         except (ValueError, yaml.YAMLError) as exc:
             raise ApiError(400, "BadRequest", f"error decoding patch: {exc}") from exc
+        strict = query.get("fieldValidation") == "Strict"
         current = self._find(rtype, target.namespace, target.name)
         if current is None:
             if ctype == patching.APPLY and target.subresource is None:
                 if not query.get("fieldManager"):
                     raise ApiError(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
                                                       "Required value: is required for apply patch")
-                return self._create(rtype, target.namespace, patch), 201
+                return self._create(rtype, target.namespace, patch, strict=strict), 201
             raise self._not_found(rtype, target.name)
         view = self._view(rtype, current)
         try:
@@ -665,10 +683,11 @@ class KubeSim(kmock.KubernetesEmulator):
         rv = (new.get("metadata") or {}).get("resourceVersion")
         if rv and rv != current["metadata"]["resourceVersion"]:
             raise self._conflict(rtype, target.name)
-        return self._update(rtype, current, new, target.subresource, dry_run=query.get("dryRun") == "All")
+        return self._update(rtype, current, new, target.subresource, dry_run=query.get("dryRun") == "All",
+                            strict=strict)
 
     def _update(self, rtype: ResourceType, current: dict[str, Any], new: dict[str, Any], subresource: str | None, *,
-                dry_run: bool = False) -> tuple[dict[str, Any], int]:
+                dry_run: bool = False, strict: bool = False) -> tuple[dict[str, Any], int]:
         storage = self._storage(rtype)
         old_meta = current["metadata"]
         name = old_meta["name"]
@@ -707,7 +726,7 @@ class KubeSim(kmock.KubernetesEmulator):
                     f"{json.dumps(sorted(added))}")])
         if rtype.key == NAMESPACE_KEY:
             new.setdefault("spec", current.get("spec", {}))
-        new = self._admit(storage, new, current)
+        new = self._admit(storage, new, current, strict=strict)
         if rtype.key == CRD_KEY:
             new["status"] = current.get("status", {})
             if subresource is None:

@@ -129,3 +129,12 @@ def test_crds_can_be_registered_from_python(kubesim: KubesimServer, kubesim_clie
     replaced = kubesim.register_crd(manifest)  # registering again replaces, as apply does
     assert int(replaced["metadata"]["generation"]) == 2
     assert Gadgets(kubesim_client).create(gadget("g1"))["metadata"]["name"] == "g1"
+
+
+def test_strict_field_validation_refuses_unknown_fields(gadgets: Gadgets) -> None:
+    body = gadget("g1", unknown=1)
+    error = api_error(gadgets.create, body, field_validation="Strict")
+    assert error.status == 400
+    assert error.status_body["message"] == ('Gadget in version "v1" cannot be handled as a Gadget: strict decoding '
+                                            'error: unknown field "spec.unknown"')
+    assert "unknown" not in gadgets.create(body)["spec"]  # the default (no Strict) prunes silently

@@ -120,3 +120,23 @@ def test_api_resources_and_namespaces(kubectl: Kubectl) -> None:
     assert table(kubectl.run("get", "ns", "team").stdout)[1][:2] == ["team", "Active"]
     kubectl.run("delete", "ns", "team")
     assert "NotFound" in kubectl.run("get", "ns", "team", ok=False).stderr
+
+
+def test_imperative_create_sends_protobuf_and_is_understood(kubectl: Kubectl, kubesim_client: Any) -> None:
+    assert kubectl.run("create", "namespace", "imperative").stdout.strip() == "namespace/imperative created"
+    kubectl.run("create", "configmap", "settings", "-n", "imperative", "--from-literal=level=debug")
+    kubectl.run("create", "secret", "generic", "hec-token", "-n", "imperative", "--from-literal=token=s3cr3t")
+    kubectl.run("create", "serviceaccount", "operator", "-n", "imperative")
+    core: Any = kubernetes.client.CoreV1Api(kubesim_client)
+    assert core.read_namespace("imperative").status.phase == "Active"
+    assert core.read_namespaced_config_map("settings", "imperative").data == {"level": "debug"}
+    secret = core.read_namespaced_secret("hec-token", "imperative")
+    assert secret.type == "Opaque"
+    assert secret.data == {"token": "czNjcjN0"}  # base64 of s3cr3t
+    assert core.read_namespaced_service_account("operator", "imperative").metadata.name == "operator"
+
+
+def test_kubectl_validation_is_strict_about_unknown_fields(kubectl: Kubectl) -> None:
+    failed = kubectl.apply(gadget("typo", colour="red"), ok=False)
+    assert 'strict decoding error: unknown field "spec.colour"' in failed.stderr
+    assert kubectl.run("get", "gd", "typo", ok=False).returncode != 0
