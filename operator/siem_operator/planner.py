@@ -88,6 +88,10 @@ class Plan:
     retained: tuple[Ref, ...] = ()
     #: the pipeline is deleting and nothing of it is left to delete (the finalizer may go)
     deleted: bool = False
+    #: desired children that do not exist or are not Ready (for the Ready condition)
+    unready: tuple[Ref, ...] = ()
+    #: how many children the spec wants
+    desired_count: int = 0
 
     def of_type(self, *types: ActionType) -> tuple[Action, ...]:
         return tuple(a for a in self.actions if a.type in types)
@@ -234,14 +238,19 @@ def plan(desired: Sequence[Desired], observations: Mapping[Ref, Observation], *,
     actions: list[Action] = []
     for child in ordered:
         actions.extend(_plan_child(child, observations))
+    unready = tuple(d.ref for d in ordered if not _ready(observations.get(d.ref)))
+
+    def result(retained: tuple[Ref, ...] = ()) -> Plan:
+        return Plan(actions=tuple(actions), retained=retained, unready=unready, desired_count=len(ordered))
+
     orphans = {ref: observed for ref, observed in present.items() if ref not in depends_on}
     if not orphans:
-        return Plan(actions=tuple(actions))
+        return result()
     if deletion_policy is DeletionPolicy.RETAIN:
-        return Plan(actions=tuple(actions), retained=tuple(sorted(orphans)))
+        return result(retained=tuple(sorted(orphans)))
     if any(a.type is not ActionType.BLOCKED for a in actions):
         actions.extend(Action(ActionType.WAIT, ref, f"{ref} is no longer part of the spec: it is deleted once the "
                                                     "pipeline has converged") for ref in sorted(orphans))
     else:
         actions.extend(_deletions(orphans, {}, "no longer part of the spec"))
-    return Plan(actions=tuple(actions))
+    return result()

@@ -257,3 +257,13 @@ def test_kind_dependencies_cover_every_instance_dependency(changes: Mapping[str,
     for child in children(dict(changes)):
         for dep in child.depends_on:
             assert dep.kind in KIND_CLOSURE[child.kind], f"{child.ref} -> {dep}"
+
+
+def test_plan_counts_what_is_not_ready_for_the_ready_condition() -> None:
+    desired = children()
+    obs = all_ready(desired, **{"Stream/work": Observation(observed(R(C.STREAM, "work"), Phase.PENDING)),
+                                "Topic/fetch": Observation(None)})
+    result = plan(desired, obs)
+    assert result.desired_count == len(desired)
+    assert set(result.unready) == {R(C.STREAM, "work"), R(C.TOPIC, "fetch")}
+    assert plan(desired, all_ready(desired)).unready == ()
