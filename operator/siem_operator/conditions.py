@@ -16,12 +16,14 @@ from __future__ import annotations
 import datetime
 import enum
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from siem_operator.children import ActionType, Ref
-from siem_operator.errors import Classified, ErrorKind
 from siem_operator.planner import Plan
 from siem_operator.spec import ChildStatus, Condition, ConditionStatus, Health, SiemPipelineStatus
+
+if TYPE_CHECKING:  # only the type: this module stays free of the OCI SDK
+    from siem_operator.errors import Classified
 
 READY: Final = "Ready"
 SYNCED: Final = "Synced"
@@ -38,11 +40,7 @@ class Reason(enum.StrEnum):
     RECONCILE_SUCCESS = "ReconcileSuccess"
     IMMUTABLE_FIELD_CHANGED = "ImmutableFieldChanged"
     CHILD_FAILED = "ChildFailed"
-
-
-#: errors after which the pipeline is known not to work (rather than unknown)
-_READY_FALSE_ERRORS: Final = frozenset({ErrorKind.SECRET_NOT_FOUND, ErrorKind.INVALID_SPEC,
-                                        ErrorKind.INVALID_CREDENTIALS})
+    RECONCILING = "Reconciling"
 
 
 def find(conditions: Sequence[Condition], type_: str) -> Condition | None:
@@ -97,9 +95,10 @@ def ready_condition(plan: Plan | None, *, generation: int, now: datetime.datetim
                     f"deleting the pipeline's OCI resources; remaining: {_names(waiting)}" if waiting
                     else "deleting the pipeline's OCI resources")
     if plan is None:
-        error_kind = error.kind if error is not None else ErrorKind.UNEXPECTED
-        status = ConditionStatus.FALSE if error_kind in _READY_FALSE_ERRORS else ConditionStatus.UNKNOWN
-        return cond(status, error_kind.value, error.message if error is not None else "not reconciled yet")
+        if error is None:
+            return cond(ConditionStatus.UNKNOWN, Reason.RECONCILING, "not reconciled yet")
+        status = ConditionStatus.FALSE if error.pipeline_broken else ConditionStatus.UNKNOWN
+        return cond(status, error.reason, error.message)
     failed = [a.ref for a in plan.blocked if not a.differences]
     if failed:
         return cond(ConditionStatus.FALSE, Reason.UNAVAILABLE,
@@ -123,7 +122,7 @@ def synced_condition(plan: Plan | None, *, generation: int, now: datetime.dateti
     if error is not None:
         return cond(ConditionStatus.FALSE, error.reason, error.message)
     if plan is None:
-        return cond(ConditionStatus.UNKNOWN, Reason.CREATING, "not reconciled yet")
+        return cond(ConditionStatus.UNKNOWN, Reason.RECONCILING, "not reconciled yet")
     immutable = [a for a in plan.blocked if a.differences]
     if immutable:
         return cond(ConditionStatus.FALSE, Reason.IMMUTABLE_FIELD_CHANGED, " ".join(a.reason for a in immutable))

@@ -137,6 +137,11 @@ class Classified:
     def proves_absence(self) -> bool:
         return self.kind is ErrorKind.NOT_FOUND
 
+    @property
+    def pipeline_broken(self) -> bool:
+        """The pipeline is known not to work (not merely unknown): its spec, credentials or Secret are wrong."""
+        return self.kind in (ErrorKind.INVALID_SPEC, ErrorKind.SECRET_NOT_FOUND, ErrorKind.INVALID_CREDENTIALS)
+
 
 def _service_kind(status: int, code: str) -> ErrorKind:
     if status == 429:

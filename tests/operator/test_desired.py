@@ -238,3 +238,18 @@ def test_the_example_builds() -> None:
     children = desired_children(s.parse_spec(doc["spec"]), ID,
                                 secret_values={"token": SecretStr("t"), "ca-bundle": SecretStr("pem")})
     assert {c.ref for c in children} >= {Ref(ChildKind.VAULT_SECRET, "token"), Ref(ChildKind.VAULT_SECRET, "ca-bundle")}
+
+
+@pytest.mark.parametrize("changes", [
+    {"destination": {"hec": {"url": "https://h", "token": {"secretRef": {"name": "h", "key": "t"}}},
+                     "caBundle": {"secretRef": {"name": "ca", "key": "ca.crt"}}}, "vault": VAULT},
+    {"trigger": {"type": "Autoscaling", "autoscaling": {"instancePoolId": POOL}}},
+], ids=["secrets", "autoscaling"])
+def test_properties_are_the_ones_the_adapters_know(changes: dict[str, Any]) -> None:
+    from siem_operator.adapters import ADAPTERS  # the contract with the adapters, checked without any client
+
+    children = build(changes, secret_values={"token": SecretStr("t"), "ca-bundle": SecretStr("pem")})
+    for child in children.values():
+        adapter = ADAPTERS[child.kind]
+        unknown = set(child.properties) - adapter.mutable - adapter.immutable
+        assert not unknown, f"{child.ref}: {sorted(unknown)}"

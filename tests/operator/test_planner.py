@@ -267,3 +267,14 @@ def test_plan_counts_what_is_not_ready_for_the_ready_condition() -> None:
     assert result.desired_count == len(desired)
     assert set(result.unready) == {R(C.STREAM, "work"), R(C.TOPIC, "fetch")}
     assert plan(desired, all_ready(desired)).unready == ()
+
+
+def test_the_pure_modules_do_not_import_the_oci_sdk() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; import siem_operator.planner, siem_operator.conditions, siem_operator.desired, "
+            "siem_operator.naming, siem_operator.spec, siem_operator.crd; "
+            "print(sorted(m for m in sys.modules if m == 'oci' or m.startswith(('oci.', 'kopf', 'kubernetes'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
