@@ -115,6 +115,10 @@ def openapi_schema() -> dict[str, Any]:
     status_schema = structural(status_json, status_json.pop("$defs", {}), "status")
     spec_schema.pop("default", None)
     status_schema.pop("default", None)
+    # kopf keeps its handler progress under status.kopf; without this the API server would prune it
+    status_schema["properties"]["kopf"] = {
+        "description": "The kopf framework's own bookkeeping (handler progress); not part of the API.",
+        "type": "object", "x-kubernetes-preserve-unknown-fields": True}
     return {
         "description": "SiemPipeline exports the OCI Audit trail of a tenancy to a SIEM through a serverless "
                        "OCI pipeline (streams, notifications, functions and a schedule) that the operator "

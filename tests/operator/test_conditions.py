@@ -168,3 +168,16 @@ def test_compute_status_from_failure_to_recovery() -> None:
 def test_action_summary() -> None:
     assert action_summary(CREATING) == {"Create": 1}
     assert action_summary(IMMUTABLE) == {"Blocked": 1}
+
+
+def test_the_computed_status_is_valid_for_the_crd() -> None:
+    from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
+    from siem_operator.crd import openapi_schema
+
+    status, _ = compute_status({"kopf": {"progress": {}}}, generation=4, now=T0, plan=IMMUTABLE,
+                               children=[s.ChildStatus(kind="Stream", key="events", name="siem-x", ocid="ocid1.x")],
+                               health=s.Health(region_count=2, lag="1m", lag_seconds=60, last_export_time=T0,
+                                               regions=[s.RegionHealth(region="us-ashburn-1", lag_seconds=60)]))
+    validator = OAS30Validator(openapi_schema()["properties"]["status"], format_checker=oas30_format_checker)
+    assert [e.message for e in validator.iter_errors(status)] == []
