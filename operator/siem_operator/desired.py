@@ -31,6 +31,7 @@ so :func:`desired_children` checks the size and refuses a spec that would not fi
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Mapping
@@ -235,7 +236,8 @@ class _Builder:
                   Env.INCLUDE_SUBCOMPARTMENTS: _flag(src.compartments.include_subcompartments),
                   Env.SCHEDULE: src.schedule, Env.DELAY_MINUTES: str(src.delay_minutes)}
         if src.backfill_start is not None:
-            config[Env.BACKFILL_START] = src.backfill_start.isoformat().replace("+00:00", "Z")
+            start = src.backfill_start.astimezone(datetime.UTC)
+            config[Env.BACKFILL_START] = start.isoformat().replace("+00:00", "Z")
         return config
 
     def fetch_config(self, streams: Mapping[str, Ref], export_topic: Ref) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import datetime
 import enum
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP: Final = "siem.ocisiem.io"
@@ -221,7 +221,7 @@ class Sources(_Model):
     delay_minutes: Annotated[int, Field(
         description="How far behind now a window must end before it is fetched: OCI makes audit events "
                     "available within about 15 minutes.", ge=0, le=1440)] = 20
-    backfill_start: Annotated[datetime.datetime | None, Field(
+    backfill_start: Annotated[AwareDatetime | None, Field(
         description="Export history from this instant (RFC 3339) for compartments without a watermark yet; "
                     "OCI keeps audit events 90 to 365 days. Unset: start from now.")] = None
 

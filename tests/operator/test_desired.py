@@ -129,7 +129,7 @@ def test_function_configuration_names_streams_topics_and_sources() -> None:
     children = build({"sources": {"regions": ["us-ashburn-1", "eu-frankfurt-1"],
                                   "compartments": {"exclude": ["ocid1.compartment.oc1..aaaaaaaasandbox"]},
                                   "eventTypes": {"include": ["com.oraclecloud.identitycontrolplane.*"]},
-                                  "backfillStart": "2026-11-01T00:00:00Z"}},
+                                  "backfillStart": "2026-11-01T02:00:00+02:00"}},
                      extra_config={"SIEM_OCI_ENDPOINT_TEMPLATE": "http://127.0.0.1:1/{region}/{service}"})
     fanout = children[Ref(ChildKind.FUNCTION, "fanout")].properties
     assert fanout["application_id"] == Ref(ChildKind.APPLICATION, "app")

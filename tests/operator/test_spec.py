@@ -78,3 +78,9 @@ def test_secret_sources_name_the_values_to_copy_into_vault() -> None:
                                                        "token": {"secretRef": {"name": "os", "key": "t"}}}}})
     assert parsed.kubernetes_secret_sources() == {"token": spec.SecretKeyRef(name="os", key="t")}
     assert parsed.destination.type == "bulk"
+
+
+def test_backfill_start_needs_a_time_zone() -> None:
+    body: dict[str, Any] = minimal()["spec"]
+    with pytest.raises(pydantic.ValidationError, match="timezone"):
+        spec.parse_spec({**body, "sources": {"backfillStart": "2026-11-01T00:00:00"}})
