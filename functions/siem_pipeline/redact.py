@@ -104,39 +104,78 @@ class Redactor:
                 parsed.add(("data", *parts))
         self.paths: frozenset[_Path] = frozenset(parsed)
         self._members = _member_pattern(self.keys)
+        # what a string must contain (lowercased) for any text rule to apply
+        self._needles: tuple[str, ...] = (*_MARKERS, *sorted(self.keys))
 
     def __call__(self, event: Any) -> Any:
-        return self._walk(event, list(self.paths))
+        out = self._plain(event)
+        for path in self.paths:
+            out = _apply_path(out, path)
+        return out
 
-    def _walk(self, value: Any, paths: list[_Path]) -> Any:
-        if isinstance(value, dict):
-            out: dict[str, Any] = {}
+    def _text(self, text: str) -> str:
+        lowered = text.lower()
+        for needle in self._needles:
+            if needle in lowered:
+                return redact_text(text, keys=self.keys, members=self._members)
+        return text
+
+    def _plain(self, value: Any) -> Any:
+        """Key rules and text rules everywhere (the hot loop, kept tight). Copy on write: what holds
+        nothing to redact is returned as is, so the input is never modified and rarely copied."""
+        kind = type(value)
+        if kind is str:
+            return self._text(value) if value else value
+        if kind is dict:
+            keys = self.keys
+            out: dict[str, Any] | None = None
             for key, item in value.items():
-                lowered = key.lower() if isinstance(key, str) else key
-                if lowered in self.keys:
-                    out[key] = _mask_like(item)
-                    continue
-                if paths:
-                    matched = False
-                    deeper: list[_Path] = []
-                    for path in paths:
-                        if path[0] == lowered or path[0] == "*":
-                            if len(path) == 1:
-                                matched = True
-                                break
-                            deeper.append(path[1:])
-                    if matched:
-                        out[key] = _mask_like(item) if not isinstance(item, dict) else dict.fromkeys(item, MASK)
-                        continue
-                    out[key] = self._walk(item, deeper)
+                if key.lower() in keys:
+                    new = _mask_like(item)
                 else:
-                    out[key] = self._walk(item, paths)
-            return out
-        if isinstance(value, str):
-            return redact_text(value, keys=self.keys, members=self._members)
-        if isinstance(value, list):
-            return [self._walk(item, []) for item in value]
+                    item_kind = type(item)
+                    if item_kind is str:
+                        if not item:
+                            continue
+                        new = self._text(item)
+                    elif item_kind is dict or item_kind is list:
+                        new = self._plain(item)
+                    else:
+                        continue
+                if new is not item:
+                    if out is None:
+                        out = dict(value)
+                    out[key] = new
+            return value if out is None else out
+        if kind is list:
+            copy: list[Any] | None = None
+            for i, item in enumerate(value):
+                new = self._plain(item)
+                if new is not item:
+                    if copy is None:
+                        copy = list(value)
+                    copy[i] = new
+            return value if copy is None else copy
         return value
+
+
+def _apply_path(node: Any, path: _Path) -> Any:
+    """``node`` with what ``path`` names masked (keys compared case-insensitively; copy on write)."""
+    if not isinstance(node, dict):
+        return node
+    head, rest = path[0], path[1:]
+    out: dict[str, Any] | None = None
+    for key, item in node.items():
+        if head == "*" or (key.lower() if isinstance(key, str) else key) == head:
+            if rest:
+                new = _apply_path(item, rest)
+            else:
+                new = dict.fromkeys(item, MASK) if isinstance(item, dict) else _mask_like(item)
+            if new is not item:
+                if out is None:
+                    out = dict(node)
+                out[key] = new
+    return node if out is None else out
 
 
 #: The default redactor (no extra paths).
