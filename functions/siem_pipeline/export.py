@@ -15,7 +15,9 @@ with explicit commits, :mod:`siem_pipeline.consumer`):
    retries it, the batch is read again);
 6. **dead-letter** what must be, to the dead-letter stream (:class:`DeadLetterWriter`); a failed put
    raises, again before any commit;
-7. remember the delivered ids (saved), then **commit** the batch's offsets.
+The delivered ids are remembered (and saved) as soon as the SIEM accepted them, before step 6.
+
+7. **commit** the batch's offsets.
 
 A batch is therefore committed only when every one of its events is either accepted by the SIEM or
 durably in the dead-letter stream. :func:`replay_dead_letters` reads the dead-letter stream with its
@@ -309,11 +311,11 @@ class Exporter:
             for rejected in result.rejected:
                 parsed, event_id = to_send[rejected.index]
                 letters.append(DeadLetter(parsed.message, rejected.reason, event_id, parsed.raw, parsed.replays))
-        self.dead_letters.put(letters)
-        if delivered:
+        if delivered:  # remembered as soon as the SIEM has them, so a retry after a failure below skips them
             self.recent.add(delivered)
             if self.id_store is not None:
                 self.id_store.save(self.recent.to_bytes())
+        self.dead_letters.put(letters)
         self.reader.commit(batch)
         counts.exported += len(delivered)
         counts.dead_lettered += len(letters)

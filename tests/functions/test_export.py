@@ -306,3 +306,35 @@ def test_config_errors_name_the_variable() -> None:
         ExportConfig.from_env({"SIEM_EVENTS_STREAM_ID": "s", "SIEM_EVENTS_STREAM_ENDPOINT": "e",
                                "SIEM_DLQ_STREAM_ID": "d", "SIEM_DLQ_STREAM_ENDPOINT": "e",
                                "SIEM_DESTINATION": "kafka", "SIEM_DESTINATION_URL": "https://x"})
+
+
+def test_streaming_faults_are_retried(streams: Streams, hec: HecReceiver, pki: Pki,
+                                      ocisim_control: OcisimControl) -> None:
+    streams.put_events([event(f"f-{i}") for i in range(30)])
+    streams.put([b"not json"])
+    ocisim_control.fault(service="streaming", operation="GetMessages", status=503, count=2)
+    ocisim_control.fault(service="streaming", operation="ConsumerCommit", status=500, count=1)
+    ocisim_control.fault(service="streaming", operation="PutMessages.entry", status=500, count=1)
+    with hec_client(hec, pki) as dest:
+        counts = Exporter(streams.reader(limit=1000), dest, streams.dlq_writer()).run()
+    assert (counts.exported, counts.dead_lettered) == (30, 1)
+    assert len(dead_letters(ocisim_control, streams)) == 1
+    assert all(offset is not None for offset in streams.committed())
+
+
+def test_a_dead_letter_stream_that_fails_commits_nothing(streams: Streams, hec: HecReceiver, pki: Pki,
+                                                         ocisim_control: OcisimControl, tmp_path: Path) -> None:
+    streams.put_events([event(f"d-{i}") for i in range(5)])
+    streams.put([b"not json"])
+    store = FileIdStore(tmp_path / "ids")
+    rule = ocisim_control.fault(service="streaming", operation="PutMessages", status=500)
+    with hec_client(hec, pki) as dest, pytest.raises(oci.exceptions.ServiceError):
+        Exporter(streams.reader(limit=1000), dest, streams.dlq_writer(), id_store=store).run()
+    assert all(offset is None for offset in streams.committed())
+    assert len(hec.event_ids()) == 5
+    ocisim_control.request("DELETE", f"/faults/{rule['id']}")
+    with hec_client(hec, pki) as dest:
+        counts = Exporter(streams.reader(limit=1000), dest, streams.dlq_writer(), id_store=store).run()
+    assert (counts.exported, counts.duplicates, counts.dead_lettered) == (0, 5, 1)  # not sent twice
+    assert len(hec.event_ids()) == 5
+    assert len(dead_letters(ocisim_control, streams)) == 1
