@@ -60,7 +60,7 @@ def test_kopf_operator_lifecycle(kubesim: KubesimServer, kubesim_client: Any, mo
             return False
 
         wait_for(gone)
-        assert "Released" in reasons(uid)
+        assert wait_for(lambda: "Released" in reasons(uid))  # kopf posts Events from a background queue
 
     failure: BaseException | None = runner.exception
     assert failure is None, runner.output

@@ -1,0 +1,660 @@
+"""The object store of kubesim and the API server's rules for writing to it.
+
+resourceVersion/uid/generation/creationTimestamp, create (generateName, namespaces), PUT and PATCH
+with 409 on a stale resourceVersion, the status subresource, generation bumps on spec changes only,
+no-op writes that change nothing, finalizers and deletionTimestamp, namespace and CRD cascades,
+ownerReference garbage collection, admission of custom resources by their CRD's schema and CEL
+rules, CRD registration, and the change log that watches resume from.
+
+Objects live in kmock's ``ObjectsArray`` (so ``sim.objects[...]`` and its history keep working),
+keyed by the storage version. Every method is synchronous: on the server's event loop each write is
+atomic, and a watch that subscribes and takes its snapshot without awaiting misses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import copy
+import dataclasses
+import datetime
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import kmock
+import yaml
+
+from kubesim import events as k8s_events
+from kubesim import patching, schema, selectors
+from kubesim.errors import ApiError
+from kubesim.registry import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, types_from_crd
+from kubesim.urls import Target
+
+#: How many past changes a watch can resume from; older resourceVersions get 410 Gone.
+EVENT_LOG_SIZE = 20000
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+
+@dataclasses.dataclass
+class Watcher:
+    """A watch's subscription: every change of its storage, in order, until ``None`` (closing)."""
+
+    storage: tuple[str, str]
+    queue: asyncio.Queue[tuple[int, str, dict[str, Any]] | None]
+
+
+class Store:
+    """Every object kubesim serves, with the rules for changing them."""
+
+    def __init__(self, objects: kmock.ObjectsArray, registry: Registry, *, event_log_size: int = EVENT_LOG_SIZE,
+                 on_register: Callable[[ResourceType], None] = lambda _: None,
+                 on_unregister: Callable[[ResourceType], None] = lambda _: None) -> None:
+        self._objects = objects
+        self.registry = registry
+        self._rv = 0
+        self._log: collections.deque[tuple[int, tuple[str, str], str, dict[str, Any]]] = collections.deque(
+            maxlen=event_log_size)
+        self._watchers: list[Watcher] = []
+        self._on_register = on_register
+        self._on_unregister = on_unregister
+        for name in DEFAULT_NAMESPACES:
+            ns_type = registry.get(*NAMESPACE_KEY)
+            assert ns_type is not None
+            self.create(ns_type, None, {"metadata": {"name": name}})
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    # -- storage ----------------------------------------------------------------------------------
+
+    def storage_of(self, rtype: ResourceType) -> ResourceType:
+        """The kind whose objects are stored (Events share one storage; CRD versions share the storage one)."""
+        if rtype.group == "events.k8s.io" and rtype.plural == "events":
+            return self.registry.get("", "v1", "events")  # type: ignore[return-value]
+        if rtype.crd_name is not None:
+            for other in self.registry.all():
+                if other.crd_name == rtype.crd_name and other.storage:
+                    return other
+        return rtype
+
+    def _kres(self, rtype: ResourceType) -> kmock.resource:
+        storage = self.storage_of(rtype)
+        return kmock.resource(storage.group, storage.version, storage.plural)
+
+    def stored_objects(self, rtype: ResourceType, namespace: str | None = None) -> list[dict[str, Any]]:
+        kres = self._kres(rtype)
+        return [obj.raw for (res, ns, _), obj in self._objects.items()
+                if res == kres and not obj.deleted and (namespace is None or ns == namespace)]
+
+    def find(self, rtype: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
+        key = (self._kres(rtype), namespace if rtype.namespaced else None, name)
+        if key not in self._objects._objects:
+            return None
+        obj = self._objects._objects[key]
+        return None if obj.deleted else obj.raw
+
+    def get_stored(self, rtype: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
+        found = self.find(rtype, namespace, name)
+        if found is None:
+            raise self._not_found(rtype, name)
+        return found
+
+    def _write(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        key = (self._kres(rtype), meta.get("namespace") if rtype.namespaced else None, meta["name"])
+        existing = self._objects._objects.get(key)
+        if existing is None:
+            self._objects._objects[key] = kmock.Object(obj)
+        else:
+            existing.history.append(obj)
+
+    def _remove(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        key = (self._kres(rtype), meta.get("namespace") if rtype.namespaced else None, meta["name"])
+        self._objects._objects[key].delete()
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _emit(self, rtype: ResourceType, event_type: str, obj: dict[str, Any]) -> None:
+        storage = self.storage_of(rtype)
+        skey = (storage.group, storage.plural)
+        rv = int(obj["metadata"]["resourceVersion"])
+        snapshot = copy.deepcopy(obj)
+        self._log.append((rv, skey, event_type, snapshot))
+        for watcher in self._watchers:
+            if watcher.storage == skey:
+                watcher.queue.put_nowait((rv, event_type, snapshot))
+
+    def view(self, rtype: ResourceType, stored: dict[str, Any]) -> dict[str, Any]:
+        """The stored object as the requested API version shows it."""
+        obj = copy.deepcopy(stored)
+        if rtype.group == "events.k8s.io":
+            return k8s_events.from_core(obj)
+        obj["apiVersion"] = rtype.api_version
+        obj["kind"] = rtype.kind
+        return obj
+
+    @staticmethod
+    def _qualified(rtype: ResourceType) -> str:
+        return f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
+
+    def _not_found(self, rtype: ResourceType, name: str) -> ApiError:
+        return ApiError(404, "NotFound", f'{self._qualified(rtype)} "{name}" not found',
+                        {"name": name, "group": rtype.group, "kind": rtype.plural})
+
+    def _conflict(self, rtype: ResourceType, name: str) -> ApiError:
+        return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {self._qualified(rtype)} "{name}": the '
+                                         "object has been modified; please apply your changes to the latest version "
+                                         "and try again", {"name": name, "group": rtype.group, "kind": rtype.plural})
+
+    def _invalid(self, rtype: ResourceType, name: str, causes: list[schema.Cause]) -> ApiError:
+        rendered = [c.render() for c in causes]
+        summary = rendered[0] if len(rendered) == 1 else "[" + ", ".join(rendered) + "]"
+        kind = f"{rtype.kind}.{rtype.group}" if rtype.group else rtype.kind
+        return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {summary}',
+                        {"name": name, "group": rtype.group, "kind": rtype.kind,
+                         "causes": [c.as_status_cause() for c in causes]})
+
+    # -- admission -----------------------------------------------------------------------------------
+
+    def _admit(self, rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, *,
+               strict: bool = False) -> dict[str, Any]:
+        """Prune, default and validate a custom resource; check built-in invariants."""
+        name = obj["metadata"].get("name", "")
+        if rtype.key == CRD_KEY:
+            self._check_crd(obj)
+        if rtype.key == ("", "v1", "secrets"):
+            # The API server's Secret defaults: type Opaque; stringData folded into data as base64.
+            obj.setdefault("type", "Opaque")
+            for key, value in (obj.pop("stringData", None) or {}).items():
+                obj.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
+        if rtype.schema is None:
+            return obj
+        pruned = schema.prune(obj, rtype.schema, root=True)
+        if strict and (dropped := schema.dropped_fields(obj, pruned)):
+            unknown = ", ".join(f'unknown field "{path}"' for path in dropped)
+            raise ApiError(400, "BadRequest", f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
+                                              f"{rtype.kind}: strict decoding error: {unknown}")
+        obj = pruned
+        obj = schema.apply_defaults(obj, rtype.schema)
+        causes = schema.validate(obj, rtype.schema)
+        if not causes:
+            causes = schema.validate_cel(obj, old, rtype.schema)
+        if causes:
+            raise self._invalid(rtype, name, causes)
+        return obj
+
+    def _check_crd(self, crd: dict[str, Any]) -> None:
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        causes: list[schema.Cause] = []
+        for field in ("plural", "kind"):
+            if not names.get(field):
+                causes.append(schema.Cause("FieldValueRequired", f"spec.names.{field}", "Required value"))
+        if not spec.get("group"):
+            causes.append(schema.Cause("FieldValueRequired", "spec.group", "Required value"))
+        if spec.get("scope") not in ("Namespaced", "Cluster"):
+            causes.append(schema.Cause("FieldValueNotSupported", "spec.scope",
+                                       f'Unsupported value: "{spec.get("scope", "")}": supported values: '
+                                       '"Cluster", "Namespaced"'))
+        versions = spec.get("versions") or []
+        if not versions:
+            causes.append(schema.Cause("FieldValueRequired", "spec.versions", "Required value"))
+        elif sum(1 for v in versions if v.get("storage")) != 1:
+            causes.append(schema.Cause("FieldValueInvalid", "spec.versions",
+                                       "Invalid value: []apiextensions.CustomResourceDefinitionVersion{...}: must "
+                                       "have exactly one version marked as storage version"))
+        expected = f"{names.get('plural', '')}.{spec.get('group', '')}"
+        if crd["metadata"].get("name") != expected:
+            causes.append(schema.Cause("FieldValueInvalid", "metadata.name",
+                                       f'Invalid value: "{crd["metadata"].get("name")}": must be spec.names.plural+"."'
+                                       "+spec.group"))
+        if causes:
+            raise self._invalid(self.registry.get(*CRD_KEY), crd["metadata"].get("name", ""), causes)  # type: ignore[arg-type]
+
+    # -- create ----------------------------------------------------------------------------------------
+
+    def create(self, rtype: ResourceType, namespace: str | None, body: dict[str, Any], *,
+                dry_run: bool = False, strict: bool = False) -> dict[str, Any]:
+        if "create" not in rtype.verbs:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        if rtype.group == "events.k8s.io":
+            body = k8s_events.to_core(body)
+            rtype = self.storage_of(rtype)
+        obj = copy.deepcopy(body)
+        obj.setdefault("apiVersion", rtype.api_version)
+        obj.setdefault("kind", rtype.kind)
+        if (obj["kind"], obj["apiVersion"]) != (rtype.kind, rtype.api_version):
+            raise ApiError(400, "BadRequest", f"the API version in the data ({obj['apiVersion']}) does not match "
+                                                  f"the expected API version ({rtype.api_version})")
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise ApiError(400, "BadRequest", "metadata must be an object")
+        if meta.get("resourceVersion"):
+            raise ApiError(500, "InternalError", "resourceVersion should not be set on objects to be created")
+        if rtype.namespaced:
+            namespace = namespace or meta.get("namespace")
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace "
+                                                  "sent on the request")
+            if not namespace:
+                raise ApiError(400, "BadRequest", "the server could not find the requested resource: namespace "
+                                                  "is required")
+            ns_obj = self.find(self.registry.get(*NAMESPACE_KEY), None, namespace)  # type: ignore[arg-type]
+            if ns_obj is None:
+                raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
+                               {"name": namespace, "kind": "namespaces"})
+            if ns_obj["metadata"].get("deletionTimestamp"):
+                raise ApiError(403, "Forbidden", f"{rtype.plural} \"{meta.get('name', '')}\" is forbidden: unable to "
+                                                 f"create new content in namespace {namespace} because it is being "
+                                                 "terminated")
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name"):
+            if meta.get("generateName"):
+                meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+            else:
+                raise self._invalid(rtype, "", [schema.Cause("FieldValueRequired", "metadata.name",
+                                                             "Required value: name or generateName is required")])
+        name = meta["name"]
+        if self.find(rtype, namespace, name) is not None:
+            raise ApiError(409, "AlreadyExists", f'{self._qualified(rtype)} "{name}" already exists',
+                           {"name": name, "group": rtype.group, "kind": rtype.plural})
+        for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
+            meta.pop(key, None)
+        if rtype.status_subresource and rtype.key != NAMESPACE_KEY:
+            obj.pop("status", None)
+        obj = self._admit(rtype, obj, None, strict=strict)
+        meta = obj["metadata"]
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        if self._has_generation(rtype):
+            meta["generation"] = 1
+        if rtype.key == NAMESPACE_KEY:
+            obj["spec"] = {"finalizers": ["kubernetes"]}
+            obj["status"] = {"phase": "Active"}
+            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+        if rtype.key == CRD_KEY:
+            self._crd_status(obj)
+        if dry_run:
+            meta["resourceVersion"] = str(self._rv)
+            return obj
+        meta["resourceVersion"] = self._next_rv()
+        self._write(rtype, obj)
+        self._emit(rtype, "ADDED", obj)
+        if rtype.key == CRD_KEY:
+            self._register_crd(obj)
+        return obj
+
+    @staticmethod
+    def _has_generation(rtype: ResourceType) -> bool:
+        return rtype.crd_name is not None or rtype.key == CRD_KEY or rtype.plural == "deployments"
+
+    @staticmethod
+    def _crd_status(crd: dict[str, Any]) -> None:
+        now = now_rfc3339()
+        spec = crd.get("spec") or {}
+        crd["status"] = {
+            "acceptedNames": copy.deepcopy(spec.get("names") or {}),
+            "storedVersions": [v["name"] for v in spec.get("versions") or [] if v.get("storage")],
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                 "message": "no conflicts found", "lastTransitionTime": now},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                 "message": "the initial names have been accepted", "lastTransitionTime": now},
+            ],
+        }
+
+    def _register_crd(self, crd: dict[str, Any]) -> None:
+        name = crd["metadata"]["name"]
+        for gone in self.registry.remove_crd(name):
+            self._on_unregister(gone)
+        for rtype in types_from_crd(crd):
+            self.registry.add(rtype)
+            self._on_register(rtype)
+
+    def register_crd(self, crd: dict[str, Any]) -> dict[str, Any]:
+        """Create (or replace) a CRD from its manifest, as ``kubectl apply`` would; returns the stored CRD."""
+        rtype = self.registry.get(*CRD_KEY)
+        assert rtype is not None
+        existing = self.find(rtype, None, crd["metadata"]["name"])
+        if existing is None:
+            return self.create(rtype, None, crd)
+        body = copy.deepcopy(crd)
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        target = Target(rtype.group, rtype.version, rtype.plural, None, crd["metadata"]["name"])
+        return self.put(rtype, target, body)[0]
+
+    # -- update (PUT, PATCH) -------------------------------------------------------------------------
+
+    def put(self, rtype: ResourceType, target: Target, body: dict[str, Any], *,
+             dry_run: bool = False, strict: bool = False) -> tuple[dict[str, Any], int]:
+        assert target.name is not None
+        if rtype.group == "events.k8s.io":
+            body = k8s_events.to_core(body)
+        current = self.get_stored(rtype, target.namespace, target.name)
+        meta = body.get("metadata") or {}
+        if meta.get("name") and meta["name"] != target.name:
+            raise ApiError(400, "BadRequest", "the name of the object "
+                                              f"({meta['name']}) does not match the name on the URL ({target.name})")
+        rv = meta.get("resourceVersion")
+        if not rv and (rtype.crd_name is not None or rtype.key == CRD_KEY):
+            raise self._invalid(rtype, target.name, [schema.Cause(
+                "FieldValueInvalid", "metadata.resourceVersion",
+                "Invalid value: 0x0: must be specified for an update")])
+        if rv and rv != current["metadata"]["resourceVersion"]:
+            raise self._conflict(rtype, target.name)
+        return self._update(rtype, current, copy.deepcopy(body), target.subresource, dry_run=dry_run, strict=strict)
+
+    def patch(self, rtype: ResourceType, target: Target, ctype: str, raw_body: bytes,
+               query: Any) -> tuple[dict[str, Any], int]:
+        assert target.name is not None
+        if ctype not in patching.PATCH_TYPES:
+            accepted = ", ".join(patching.PATCH_TYPES)
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                                                        f"accepted media types include: {accepted}")
+        if ctype == patching.STRATEGIC and (rtype.crd_name is not None):
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+                                                        "media types include: application/json-patch+json, "
+                                                        "application/merge-patch+json, application/apply-patch+yaml")
+        try:
+            patch = yaml.safe_load(raw_body) if ctype == patching.APPLY else json.loads(raw_body or b"null")
+        except (ValueError, yaml.YAMLError) as exc:
+            raise ApiError(400, "BadRequest", f"error decoding patch: {exc}") from exc
+        strict = query.get("fieldValidation") == "Strict"
+        current = self.find(rtype, target.namespace, target.name)
+        if current is None:
+            if ctype == patching.APPLY and target.subresource is None:
+                if not query.get("fieldManager"):
+                    raise ApiError(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
+                                                      "Required value: is required for apply patch")
+                return self.create(rtype, target.namespace, patch, strict=strict), 201
+            raise self._not_found(rtype, target.name)
+        view = self.view(rtype, current)
+        try:
+            if ctype == patching.JSON_PATCH:
+                new = patching.json_patch(view, patch)
+            elif ctype == patching.STRATEGIC:
+                new = patching.strategic_merge_patch(view, patch)
+            else:
+                if ctype == patching.APPLY and not query.get("fieldManager"):
+                    raise ApiError(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
+                                                      "Required value: is required for apply patch")
+                if not isinstance(patch, dict):
+                    raise patching.PatchError("merge patch must be a JSON object", status=400)
+                new = patching.merge_patch(view, patch)
+        except patching.PatchError as exc:
+            if exc.status == 400:
+                raise ApiError(400, "BadRequest", str(exc)) from exc
+            raise self._invalid(rtype, target.name, [schema.Cause("FieldValueInvalid", "", str(exc))]) from exc
+        if not isinstance(new, dict):
+            raise ApiError(400, "BadRequest", "the patch did not produce an object")
+        if rtype.group == "events.k8s.io":
+            new = k8s_events.to_core(new)
+        rv = (new.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != current["metadata"]["resourceVersion"]:
+            raise self._conflict(rtype, target.name)
+        return self._update(rtype, current, new, target.subresource, dry_run=query.get("dryRun") == "All",
+                            strict=strict)
+
+    def _update(self, rtype: ResourceType, current: dict[str, Any], new: dict[str, Any], subresource: str | None, *,
+                dry_run: bool = False, strict: bool = False) -> tuple[dict[str, Any], int]:
+        storage = self.storage_of(rtype)
+        old_meta = current["metadata"]
+        name = old_meta["name"]
+        if subresource == "status":
+            # Only status changes through /status; everything else stays as stored.
+            merged = copy.deepcopy(current)
+            if "status" in new:
+                merged["status"] = new["status"]
+            else:
+                merged.pop("status", None)
+            new = merged
+        else:
+            new.setdefault("metadata", {})
+            if storage.status_subresource:
+                if "status" in current:
+                    new["status"] = copy.deepcopy(current["status"])
+                else:
+                    new.pop("status", None)
+        meta = new["metadata"]
+        for key in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp",
+                    "deletionGracePeriodSeconds", "generation"):
+            if key in old_meta:
+                meta[key] = old_meta[key]
+            else:
+                meta.pop(key, None)
+        meta.pop("resourceVersion", None)
+        meta.pop("managedFields", None)
+        new["apiVersion"] = storage.api_version
+        new["kind"] = storage.kind
+        if old_meta.get("deletionTimestamp"):
+            added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+            if added:
+                raise self._invalid(rtype, name, [schema.Cause(
+                    "FieldValueForbidden", "metadata.finalizers",
+                    f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers "
+                    f"{json.dumps(sorted(added))}")])
+        if rtype.key == NAMESPACE_KEY:
+            new.setdefault("spec", current.get("spec", {}))
+        new = self._admit(storage, new, current, strict=strict)
+        if rtype.key == CRD_KEY:
+            new["status"] = current.get("status", {})
+            if subresource is None:
+                self._crd_status(new)
+                new["status"]["conditions"] = current.get("status", {}).get("conditions", new["status"]["conditions"])
+        if not meta.get("finalizers"):
+            meta.pop("finalizers", None)
+        new["metadata"] = meta = new["metadata"]
+        if self._has_generation(storage) and self._spec_changed(storage, current, new):
+            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        comparable = copy.deepcopy(current)
+        comparable["metadata"].pop("resourceVersion", None)
+        if comparable == new:
+            return copy.deepcopy(current), 200  # a no-op write: no new resourceVersion, no event
+        if dry_run:
+            meta["resourceVersion"] = old_meta["resourceVersion"]
+            return new, 200
+        meta["resourceVersion"] = self._next_rv()
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            self._write(storage, new)
+            self._finalize(storage, new)
+            return new, 200
+        self._write(storage, new)
+        self._emit(storage, "MODIFIED", new)
+        if rtype.key == CRD_KEY:
+            self._register_crd(new)
+        return new, 200
+
+    @staticmethod
+    def _spec_changed(rtype: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        skip = {"metadata", "apiVersion", "kind"}
+        if rtype.status_subresource:
+            skip.add("status")
+        return {k: v for k, v in old.items() if k not in skip} != {k: v for k, v in new.items() if k not in skip}
+
+    # -- delete ---------------------------------------------------------------------------------------
+
+    def delete(self, rtype: ResourceType, namespace: str | None, name: str, options: dict[str, Any],
+                query: Any) -> dict[str, Any]:
+        current = self.get_stored(rtype, namespace, name)
+        preconditions = options.get("preconditions") or {}
+        if preconditions.get("uid") and preconditions["uid"] != current["metadata"]["uid"]:
+            raise ApiError(409, "Conflict", f"Operation cannot be fulfilled on {self._qualified(rtype)} \"{name}\": "
+                                            f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in "
+                                            f"object meta: {current['metadata']['uid']}")
+        if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != \
+                current["metadata"]["resourceVersion"]:
+            raise self._conflict(rtype, name)
+        if query.get("dryRun") == "All":
+            return self.view(rtype, current)
+        orphan = (options.get("propagationPolicy") or query.get("propagationPolicy")) == "Orphan"
+        result = self._delete_object(self.storage_of(rtype), current, orphan=orphan)
+        if result is None:  # gone at once
+            if rtype.crd_name is not None:
+                return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                        "details": {"name": name, "group": rtype.group, "kind": rtype.plural,
+                                    "uid": current["metadata"]["uid"]}}
+            return self.view(rtype, current)
+        return self.view(rtype, result)
+
+    def _delete_object(self, rtype: ResourceType, current: dict[str, Any], *, orphan: bool = False
+                       ) -> dict[str, Any] | None:
+        """Mark for deletion (finalizers, namespaces, CRDs) or remove; returns the object if it stays."""
+        meta = current["metadata"]
+        if meta.get("deletionTimestamp"):
+            return current
+        holds = bool(meta.get("finalizers")) or rtype.key in (NAMESPACE_KEY, CRD_KEY)
+        if not holds:
+            self._finalize(rtype, current, orphan=orphan)
+            return None
+        marked = copy.deepcopy(current)
+        marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+        marked["metadata"]["deletionGracePeriodSeconds"] = 0
+        if rtype.key == NAMESPACE_KEY:
+            marked.setdefault("status", {})["phase"] = "Terminating"
+        marked["metadata"]["resourceVersion"] = self._next_rv()
+        self._write(rtype, marked)
+        self._emit(rtype, "MODIFIED", marked)
+        if rtype.key == NAMESPACE_KEY:
+            self._cascade_namespace(marked["metadata"]["name"])
+        elif rtype.key == CRD_KEY:
+            self._cascade_crd(marked["metadata"]["name"])
+        return self.find(rtype, None, meta["name"]) if rtype.key in (NAMESPACE_KEY, CRD_KEY) else marked
+
+    def _finalize(self, rtype: ResourceType, obj: dict[str, Any], *, orphan: bool = False) -> None:
+        """Remove an object for good: DELETED with a new resourceVersion, then its dependants."""
+        gone = copy.deepcopy(obj)
+        gone["metadata"]["resourceVersion"] = self._next_rv()
+        self._remove(rtype, obj)
+        self._emit(rtype, "DELETED", gone)
+        if rtype.key == CRD_KEY:
+            for removed in self.registry.remove_crd(gone["metadata"]["name"]):
+                self._on_unregister(removed)
+        if not orphan:
+            self._collect_garbage(gone["metadata"]["uid"])
+        namespace = gone["metadata"].get("namespace")
+        if namespace:
+            self._maybe_finish_namespace(namespace)
+        if rtype.crd_name is not None:
+            self._maybe_finish_crd(rtype.crd_name)
+
+    def _collect_garbage(self, owner_uid: str) -> None:
+        for (kres, _ns, _name), stored in list(self._objects.items()):
+            if stored.deleted:
+                continue
+            obj = stored.raw
+            refs = obj.get("metadata", {}).get("ownerReferences") or []
+            if any(ref.get("uid") == owner_uid for ref in refs):
+                dependant = self.registry.get(kres.group or "", kres.version or "", kres.plural or "")
+                if dependant is not None:
+                    self._delete_object(dependant, obj)
+
+    def _cascade_namespace(self, namespace: str) -> None:
+        for rtype in self.storage_types():
+            if rtype.namespaced:
+                for obj in self.stored_objects(rtype, namespace):
+                    self._delete_object(rtype, obj)
+        self._maybe_finish_namespace(namespace)
+
+    def _maybe_finish_namespace(self, namespace: str) -> None:
+        ns_type = self.registry.get(*NAMESPACE_KEY)
+        assert ns_type is not None
+        ns = self.find(ns_type, None, namespace)
+        if ns is None or not ns["metadata"].get("deletionTimestamp"):
+            return
+        if any(self.stored_objects(t, namespace) for t in self.storage_types() if t.namespaced):
+            return
+        self._finalize(ns_type, ns)
+
+    def _cascade_crd(self, crd_name: str) -> None:
+        for rtype in self.storage_types():
+            if rtype.crd_name == crd_name:
+                for obj in self.stored_objects(rtype):
+                    self._delete_object(rtype, obj)
+        self._maybe_finish_crd(crd_name)
+
+    def _maybe_finish_crd(self, crd_name: str) -> None:
+        crd_type = self.registry.get(*CRD_KEY)
+        assert crd_type is not None
+        crd = self.find(crd_type, None, crd_name)
+        if crd is None or not crd["metadata"].get("deletionTimestamp"):
+            return
+        if any(self.stored_objects(t) for t in self.storage_types() if t.crd_name == crd_name):
+            return
+        self._finalize(crd_type, crd)
+
+    def storage_types(self) -> list[ResourceType]:
+        seen: dict[tuple[str, str, str], ResourceType] = {}
+        for rtype in self.registry.all():
+            storage = self.storage_of(rtype)
+            seen[storage.key] = storage
+        return list(seen.values())
+
+    def delete_collection(self, rtype: ResourceType, namespace: str | None, query: Any) -> dict[str, Any]:
+        match = self.predicate(query)
+        deleted = []
+        for obj in self.stored_objects(rtype, namespace):
+            if match(self.view(rtype, obj)):
+                self._delete_object(self.storage_of(rtype), obj)
+                deleted.append(self.view(rtype, obj))
+        return {"kind": f"{rtype.kind}List", "apiVersion": rtype.api_version,
+                "metadata": {"resourceVersion": str(self._rv)}, "items": deleted}
+
+    # -- list and watch -----------------------------------------------------------------------------
+
+    @staticmethod
+    def predicate(query: Any) -> Callable[[dict[str, Any]], bool]:
+        try:
+            return selectors.combined(query.get("labelSelector"), query.get("fieldSelector"))
+        except selectors.SelectorError as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from exc
+
+    def list_objects(self, rtype: ResourceType, namespace: str | None, query: Any) -> list[dict[str, Any]]:
+        """The matching objects as ``rtype`` shows them, ordered by namespace and name."""
+        match = self.predicate(query)
+        items = [view for view in (self.view(rtype, obj) for obj in self.stored_objects(rtype, namespace))
+                 if match(view)]
+        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return items
+
+    # -- subscriptions ------------------------------------------------------------------------------
+
+    def subscribe(self, rtype: ResourceType) -> Watcher:
+        storage = self.storage_of(rtype)
+        watcher = Watcher((storage.group, storage.plural), asyncio.Queue())
+        self._watchers.append(watcher)
+        return watcher
+
+    def unsubscribe(self, watcher: Watcher) -> None:
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
+
+    def changes_since(self, watcher: Watcher, since: int) -> list[tuple[int, str, dict[str, Any]]] | None:
+        """The logged changes after ``since`` for the watcher's storage, or None if they are no longer kept."""
+        oldest = self._log[0][0] if self._log else self._rv + 1
+        if since < oldest - 1 and since < self._rv:
+            return None
+        return [(rv, etype, obj) for rv, skey, etype, obj in self._log if skey == watcher.storage and rv > since]
+
+    @property
+    def oldest_resource_version(self) -> int:
+        return self._log[0][0] if self._log else self._rv
+
+    def close(self) -> None:
+        for watcher in list(self._watchers):
+            watcher.queue.put_nowait(None)
