@@ -20,6 +20,7 @@ from tests.support.hec_receiver import Failure, HecReceiver
 from tests.support.tls import Pki, make_pki
 
 TOKEN = "0b3f7c52-6d1e-4a9b-8c2f-2f1d3e4a5b6c"
+FAST_BACKOFF = Backoff(attempts=2, base=0.001, cap=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +235,33 @@ def test_envelopes_are_concatenated_not_an_array(hec: HecReceiver, pki: Pki) -> 
     with client(hec, pki) as c:
         c.send([orjson.dumps([{"event": "a"}])])
     assert hec.requests[0].code == 6
+
+
+def test_a_200_that_is_not_from_hec_is_not_delivery(pki: Pki) -> None:
+    """A captive proxy's 200 page must not count as delivered (the reference lost events this way)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<html>Welcome</html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        client = HecClient(f"http://127.0.0.1:{server.server_address[1]}", TOKEN, backoff=FAST_BACKOFF)
+        with client, pytest.raises(DestinationError, match="unexpected answer"):
+            send(client, events(2))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

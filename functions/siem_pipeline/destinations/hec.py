@@ -20,7 +20,8 @@ connection refused/reset, timeouts          ``Retry-After``; then :class:`Destin
 401/403; codes 1-4, 7, 10, 11, 15, 16;       :class:`DestinationConfigError`, no retry (token missing,
 TLS verification failure                    invalid or disabled; index not allowed; channel; fields)
 code 14 on the ack query                    acks are off for this token: switch to no-ack mode
-anything else                               :class:`DestinationError` by its HTTP class
+anything else (a 200 without a HEC code:   :class:`DestinationError`, never "delivered"
+a proxy's page, not Splunk)
 ==========================================  ===========================================================
 
 Indexer acknowledgment (optional; Splunk Enterprise only): a 200 carries ``ackId``; the client polls
@@ -243,7 +244,7 @@ class HecClient:
                     self.backoff.wait(attempt, answer.retry_after)
                     continue
                 break
-            if answer.status == 200 and answer.code in (0, None, 24, 25):
+            if answer.status == 200 and answer.code in (0, 24, 25):
                 ack_id = answer.body.get("ackId")
                 if self.ack and isinstance(ack_id, int):
                     pending[ack_id] = (group, self._clock() + self.ack_timeout, resends)
