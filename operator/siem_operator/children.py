@@ -47,6 +47,18 @@ class Ref:
         return f"{self.kind}/{self.key}"
 
 
+@dataclasses.dataclass(frozen=True, order=True)
+class Attr:
+    """An attribute of another child, read from its :attr:`Observed.properties` (e.g. a stream's
+    ``messages_endpoint``, which the functions need besides its OCID). The child must be a dependency."""
+
+    ref: Ref
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.ref}.{self.name}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Desired:
     """One child as the spec wants it.
@@ -150,15 +162,22 @@ class Adapter(Protocol):
         ...
 
 
-def resolve(desired: Desired, ocids: Mapping[Ref, str]) -> Desired:
+def resolve(desired: Desired, ocids: Mapping[Ref, str],
+            attributes: Mapping[Ref, Mapping[str, Any]] | None = None) -> Desired:
     """``desired`` with every :class:`Ref` in its properties (also inside lists and dicts) replaced by
-    the OCID in ``ocids``. Raises :class:`KeyError` naming the first missing reference."""
+    the OCID in ``ocids``, and every :class:`Attr` by the value in ``attributes`` (the observed children's
+    properties, by reference). Raises :class:`KeyError` naming the first missing reference or attribute."""
 
     def value(v: Any) -> Any:
         if isinstance(v, Ref):
             if v not in ocids:
                 raise KeyError(str(v))
             return ocids[v]
+        if isinstance(v, Attr):
+            found = (attributes or {}).get(v.ref, {}).get(v.name)
+            if found is None:
+                raise KeyError(str(v))
+            return found
         if isinstance(v, list | tuple):
             return type(v)(value(x) for x in v)
         if isinstance(v, Mapping):

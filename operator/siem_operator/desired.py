@@ -24,8 +24,9 @@ trigger is created last (it depends on every subscription) so that no run starts
 chain can carry it, and ``spec.suspend`` only disables it.
 
 Function configuration (the functions' environment, :class:`Env`) names streams, topics and secrets by
-OCID — written as :class:`Ref` values the reconciler resolves — and never holds a secret value: the
-SIEM token and CA bundle are read from Vault by OCID. OCI limits a function's configuration to 4 KB,
+OCID — written as :class:`Ref` values — and the streams' messages endpoints — :class:`Attr` values, read
+from the observed streams — which the reconciler resolves; it never holds a secret value: the SIEM
+token and CA bundle are read from Vault by OCID. OCI limits a function's configuration to 4 KB,
 so :func:`desired_children` checks the size and refuses a spec that would not fit.
 """
 
@@ -40,7 +41,7 @@ from typing import Any, Final
 from pydantic import SecretStr
 
 from siem_operator import spec as s
-from siem_operator.children import ChildKind, Desired, Ref
+from siem_operator.children import Attr, ChildKind, Desired, Ref
 from siem_operator.naming import PipelineIdentity, child_name
 
 #: OCI's limit on a function's configuration (keys and values, application's included)
@@ -64,55 +65,52 @@ KIND_LABELS: Final = {
 
 
 class Env:
-    """The environment variables the functions read (their Fn configuration)."""
+    """The environment variables the functions read (their Fn configuration), as
+    ``siem_pipeline.collect_config`` (fanout and fetch) and ``siem_pipeline.export_config`` (export) name
+    them, plus a few of the operator's own (marked)."""
 
-    FUNCTION: Final = "SIEM_FUNCTION"  # fanout | fetch | export: the role of this function
-    PIPELINE: Final = "SIEM_PIPELINE"  # <namespace>/<name>
-    PIPELINE_UID: Final = "SIEM_PIPELINE_UID"
+    FUNCTION: Final = "SIEM_FUNCTION"  # operator's: fanout | fetch | export
+    PIPELINE: Final = "SIEM_PIPELINE"  # operator's: <namespace>/<name>
+    PIPELINE_UID: Final = "SIEM_PIPELINE_UID"  # operator's
     TENANCY_ID: Final = "SIEM_TENANCY_ID"
-    HOME_REGION: Final = "SIEM_HOME_REGION"
+    PIPELINE_REGION: Final = "SIEM_PIPELINE_REGION"
     WORK_STREAM_ID: Final = "SIEM_WORK_STREAM_ID"
+    WORK_STREAM_ENDPOINT: Final = "SIEM_WORK_STREAM_ENDPOINT"
     EVENTS_STREAM_ID: Final = "SIEM_EVENTS_STREAM_ID"
+    EVENTS_STREAM_ENDPOINT: Final = "SIEM_EVENTS_STREAM_ENDPOINT"
     STATE_STREAM_ID: Final = "SIEM_STATE_STREAM_ID"
+    STATE_STREAM_ENDPOINT: Final = "SIEM_STATE_STREAM_ENDPOINT"
     DLQ_STREAM_ID: Final = "SIEM_DLQ_STREAM_ID"
+    DLQ_STREAM_ENDPOINT: Final = "SIEM_DLQ_STREAM_ENDPOINT"
     FETCH_TOPIC_ID: Final = "SIEM_FETCH_TOPIC_ID"
     EXPORT_TOPIC_ID: Final = "SIEM_EXPORT_TOPIC_ID"
-    # fanout
+    # fanout and fetch (one configuration: siem_pipeline.collect_config)
     REGIONS: Final = "SIEM_REGIONS"  # comma-separated; empty: every subscribed region
-    COMPARTMENTS_INCLUDE: Final = "SIEM_COMPARTMENTS_INCLUDE"  # comma-separated OCIDs; empty: the tenancy
-    COMPARTMENTS_EXCLUDE: Final = "SIEM_COMPARTMENTS_EXCLUDE"
-    INCLUDE_ROOT: Final = "SIEM_INCLUDE_ROOT"  # true | false
-    INCLUDE_SUBCOMPARTMENTS: Final = "SIEM_INCLUDE_SUBCOMPARTMENTS"  # true | false
-    SCHEDULE: Final = "SIEM_SCHEDULE"  # the 5-field cron the trigger runs on
-    DELAY_MINUTES: Final = "SIEM_DELAY_MINUTES"
-    BACKFILL_START: Final = "SIEM_BACKFILL_START"  # RFC 3339, absent when unset
-    # fetch
+    COMPARTMENTS_INCLUDE: Final = "SIEM_COMPARTMENTS_INCLUDE"  # comma-separated OCIDs (subtrees); empty: all
+    COMPARTMENTS_EXCLUDE: Final = "SIEM_COMPARTMENTS_EXCLUDE"  # the tenancy OCID here excludes the root alone
+    WINDOW_INTERVAL_MINUTES: Final = "SIEM_WINDOW_INTERVAL_MINUTES"  # the schedule's period, when regular
+    WINDOW_DELAY_MINUTES: Final = "SIEM_WINDOW_DELAY_MINUTES"
+    BACKFILL_START: Final = "SIEM_BACKFILL_START"  # RFC 3339 UTC, absent when unset
     EVENT_TYPES_INCLUDE: Final = "SIEM_EVENT_TYPES_INCLUDE"  # comma-separated, '*' wildcards
     EVENT_TYPES_EXCLUDE: Final = "SIEM_EVENT_TYPES_EXCLUDE"
-    # export
+    # export (siem_pipeline.export_config)
     EXPORT_GROUP: Final = "SIEM_EXPORT_GROUP"  # consumer group on the events stream
-    DESTINATION: Final = "SIEM_DESTINATION"  # hec | syslog | bulk
-    TOKEN_SECRET_ID: Final = "SIEM_TOKEN_SECRET_ID"  # noqa: S105 -- a variable name: the token's Vault secret OCID
-    CA_BUNDLE_SECRET_ID: Final = "SIEM_CA_BUNDLE_SECRET_ID"  # noqa: S105 -- Vault secret OCID of extra PEM CAs
-    HEC_URL: Final = "SIEM_HEC_URL"
+    DESTINATION: Final = "SIEM_DESTINATION"  # hec | syslog | cef | bulk
+    DESTINATION_URL: Final = "SIEM_DESTINATION_URL"  # https://…, tls://host:port, tcp://host:port
+    SECRET_ID: Final = "SIEM_SECRET_ID"  # noqa: S105 -- a variable name: the Vault secret OCID of the token
+    CA_BUNDLE_SECRET_ID: Final = "SIEM_CA_BUNDLE_SECRET_ID"  # noqa: S105 -- operator's: Vault secret OCID of PEM CAs
+    GZIP: Final = "SIEM_GZIP"
     HEC_INDEX: Final = "SIEM_HEC_INDEX"
     HEC_SOURCE: Final = "SIEM_HEC_SOURCE"
     HEC_SOURCETYPE: Final = "SIEM_HEC_SOURCETYPE"
     HEC_HOST: Final = "SIEM_HEC_HOST"
-    HEC_GZIP: Final = "SIEM_HEC_GZIP"
     HEC_ACK: Final = "SIEM_HEC_ACK"
-    HEC_ACK_TIMEOUT_SECONDS: Final = "SIEM_HEC_ACK_TIMEOUT_SECONDS"
-    SYSLOG_HOST: Final = "SIEM_SYSLOG_HOST"
-    SYSLOG_PORT: Final = "SIEM_SYSLOG_PORT"
-    SYSLOG_FORMAT: Final = "SIEM_SYSLOG_FORMAT"  # rfc5424 | cef
-    SYSLOG_TRANSPORT: Final = "SIEM_SYSLOG_TRANSPORT"  # tls | tcp
+    HEC_ACK_TIMEOUT: Final = "SIEM_HEC_ACK_TIMEOUT"
     SYSLOG_APP_NAME: Final = "SIEM_SYSLOG_APP_NAME"
-    BULK_URL: Final = "SIEM_BULK_URL"
     BULK_INDEX: Final = "SIEM_BULK_INDEX"
-    BULK_AUTH: Final = "SIEM_BULK_AUTH"  # none | basic | apikey | bearer
     BULK_USERNAME: Final = "SIEM_BULK_USERNAME"
-    REDACTION: Final = "SIEM_REDACTION"  # true | false
-    REDACTION_EXTRA_PATHS: Final = "SIEM_REDACTION_EXTRA_PATHS"  # comma-separated dotted paths
+    REDACTION: Final = "SIEM_REDACTION"  # operator's: false turns redaction off
+    REDACT_PATHS: Final = "SIEM_REDACT_PATHS"  # comma-separated dotted paths, on top of the defaults
 
 
 class DesiredError(ValueError):
@@ -158,9 +156,26 @@ def quartz_cron(unix_cron: str) -> str:
     return " ".join(("0", minute, hour, dom, month, dow))
 
 
+def schedule_interval_minutes(unix_cron: str) -> int | None:
+    """The period of a regular schedule (``*/5 * * * *`` → 5, ``0 * * * *`` → 60); None when irregular."""
+    minute, hour, dom, month, dow = unix_cron.split()
+    if (dom, month, dow) != ("*", "*", "*"):
+        return None
+    if hour == "*":
+        if minute == "*":
+            return 1
+        if (m := re.fullmatch(r"(?:\*|0)/(\d+)", minute)) and 60 % int(m.group(1)) == 0:
+            return int(m.group(1))
+        return 60 if minute.isdigit() else None
+    if minute.isdigit() and (m := re.fullmatch(r"(?:\*|0)/(\d+)", hour)) and 24 % int(m.group(1)) == 0:
+        return 60 * int(m.group(1))
+    return None
+
+
 def config_size(config: Mapping[str, Any]) -> int:
-    """Bytes of a function configuration as OCI counts them, a :class:`Ref` as :data:`OCID_ESTIMATE`."""
-    return sum(len(k.encode()) + (OCID_ESTIMATE if isinstance(v, Ref) else len(str(v).encode()))
+    """Bytes of a function configuration as OCI counts them, a :class:`Ref` or :class:`Attr` as
+    :data:`OCID_ESTIMATE`."""
+    return sum(len(k.encode()) + (OCID_ESTIMATE if isinstance(v, Ref | Attr) else len(str(v).encode()))
                for k, v in config.items())
 
 
@@ -223,64 +238,69 @@ class _Builder:
         return {**self.extra_config, Env.FUNCTION: role,
                 Env.PIPELINE: f"{self.identity.namespace}/{self.identity.name}",
                 Env.PIPELINE_UID: self.identity.uid, Env.TENANCY_ID: self.spec.tenancy_id,
-                Env.HOME_REGION: self.spec.home_region}
+                Env.PIPELINE_REGION: self.spec.home_region}
 
-    def fanout_config(self, streams: Mapping[str, Ref], fetch_topic: Ref) -> dict[str, Any]:
+    def collect_config(self, role: str, streams: Mapping[str, Ref], fetch_topic: Ref,
+                       export_topic: Ref) -> dict[str, Any]:
+        """What fanout and fetch read (one configuration class on their side)."""
         src = self.spec.sources
-        config = {**self.common_config("fanout"),
-                  Env.WORK_STREAM_ID: streams["work"], Env.STATE_STREAM_ID: streams["state"],
-                  Env.FETCH_TOPIC_ID: fetch_topic, Env.REGIONS: _csv(src.regions),
-                  Env.COMPARTMENTS_INCLUDE: _csv(src.compartments.include),
-                  Env.COMPARTMENTS_EXCLUDE: _csv(src.compartments.exclude),
-                  Env.INCLUDE_ROOT: _flag(src.compartments.include_root),
-                  Env.INCLUDE_SUBCOMPARTMENTS: _flag(src.compartments.include_subcompartments),
-                  Env.SCHEDULE: src.schedule, Env.DELAY_MINUTES: str(src.delay_minutes)}
+        exclude = list(src.compartments.exclude)
+        if not src.compartments.include_root and self.spec.tenancy_id not in exclude:
+            exclude.append(self.spec.tenancy_id)  # excludes the root alone, not its subtree
+        config = {**self.common_config(role), **self.stream_config(streams, ("work", "events", "state", "dead-letter")),
+                  Env.FETCH_TOPIC_ID: fetch_topic, Env.EXPORT_TOPIC_ID: export_topic,
+                  Env.REGIONS: _csv(src.regions), Env.COMPARTMENTS_INCLUDE: _csv(src.compartments.include),
+                  Env.COMPARTMENTS_EXCLUDE: _csv(exclude), Env.WINDOW_DELAY_MINUTES: str(src.delay_minutes),
+                  Env.EVENT_TYPES_INCLUDE: _csv(src.event_types.include),
+                  Env.EVENT_TYPES_EXCLUDE: _csv(src.event_types.exclude)}
+        interval = schedule_interval_minutes(src.schedule)
+        if interval is not None:
+            config[Env.WINDOW_INTERVAL_MINUTES] = str(interval)
         if src.backfill_start is not None:
             start = src.backfill_start.astimezone(datetime.UTC)
             config[Env.BACKFILL_START] = start.isoformat().replace("+00:00", "Z")
         return config
 
-    def fetch_config(self, streams: Mapping[str, Ref], export_topic: Ref) -> dict[str, Any]:
-        types = self.spec.sources.event_types
-        return {**self.common_config("fetch"),
-                Env.WORK_STREAM_ID: streams["work"], Env.EVENTS_STREAM_ID: streams["events"],
-                Env.STATE_STREAM_ID: streams["state"], Env.EXPORT_TOPIC_ID: export_topic,
-                Env.EVENT_TYPES_INCLUDE: _csv(types.include), Env.EVENT_TYPES_EXCLUDE: _csv(types.exclude)}
+    @staticmethod
+    def stream_config(streams: Mapping[str, Ref], keys: tuple[str, ...]) -> dict[str, Any]:
+        names = {"work": ("WORK", Env.WORK_STREAM_ID), "events": ("EVENTS", Env.EVENTS_STREAM_ID),
+                 "state": ("STATE", Env.STATE_STREAM_ID), "dead-letter": ("DLQ", Env.DLQ_STREAM_ID)}
+        out: dict[str, Any] = {}
+        for key in keys:
+            prefix, id_var = names[key]
+            out[id_var] = streams[key]
+            out[f"SIEM_{prefix}_STREAM_ENDPOINT"] = Attr(streams[key], "messages_endpoint")
+        return out
 
     def export_config(self, streams: Mapping[str, Ref], token: Ref | str | None,
                       ca_bundle: Ref | str | None) -> dict[str, Any]:
         dest = self.spec.destination
         config: dict[str, Any] = {
-            **self.common_config("export"),
-            Env.EVENTS_STREAM_ID: streams["events"], Env.STATE_STREAM_ID: streams["state"],
-            Env.DLQ_STREAM_ID: streams["dead-letter"], Env.EXPORT_GROUP: EXPORT_GROUP,
-            Env.DESTINATION: dest.type, Env.REDACTION: _flag(self.spec.redaction.enabled),
-            Env.REDACTION_EXTRA_PATHS: _csv(self.spec.redaction.extra_field_paths)}
+            **self.common_config("export"), **self.stream_config(streams, ("events", "state", "dead-letter")),
+            Env.EXPORT_GROUP: EXPORT_GROUP, Env.REDACTION: _flag(self.spec.redaction.enabled),
+            Env.REDACT_PATHS: _csv(self.spec.redaction.extra_field_paths)}
         if token is not None:
-            config[Env.TOKEN_SECRET_ID] = token
+            config[Env.SECRET_ID] = token
         if ca_bundle is not None:
             config[Env.CA_BUNDLE_SECRET_ID] = ca_bundle
         if dest.hec is not None:
             hec = dest.hec
-            config.update({Env.HEC_URL: hec.url, Env.HEC_SOURCE: hec.source, Env.HEC_SOURCETYPE: hec.sourcetype,
-                           Env.HEC_GZIP: _flag(hec.gzip), Env.HEC_ACK: _flag(hec.ack.enabled),
-                           Env.HEC_ACK_TIMEOUT_SECONDS: str(hec.ack.timeout_seconds)})
-            if hec.index is not None:
-                config[Env.HEC_INDEX] = hec.index
-            if hec.host is not None:
-                config[Env.HEC_HOST] = hec.host
+            config.update({Env.DESTINATION: "hec", Env.DESTINATION_URL: hec.url, Env.HEC_SOURCETYPE: hec.sourcetype,
+                           Env.GZIP: _flag(hec.gzip), Env.HEC_ACK: _flag(hec.ack.enabled),
+                           Env.HEC_ACK_TIMEOUT: str(hec.ack.timeout_seconds)})
+            optional = {Env.HEC_INDEX: hec.index, Env.HEC_HOST: hec.host, Env.HEC_SOURCE: hec.source}
+            config.update({k: v for k, v in optional.items() if v is not None})
         elif dest.syslog is not None:
             syslog = dest.syslog
-            config.update({Env.SYSLOG_HOST: syslog.host, Env.SYSLOG_PORT: str(syslog.port),
-                           Env.SYSLOG_FORMAT: syslog.format.value.lower(),
-                           Env.SYSLOG_TRANSPORT: syslog.transport.value.lower(),
+            host = f"[{syslog.host}]" if ":" in syslog.host and not syslog.host.startswith("[") else syslog.host
+            config.update({Env.DESTINATION: "cef" if syslog.format is s.SyslogFormat.CEF else "syslog",
+                           Env.DESTINATION_URL: f"{syslog.transport.value.lower()}://{host}:{syslog.port}",
                            Env.SYSLOG_APP_NAME: syslog.app_name})
         elif dest.bulk is not None:
             bulk = dest.bulk
-            config.update({Env.BULK_URL: bulk.url, Env.BULK_INDEX: bulk.index,
-                           Env.BULK_AUTH: bulk.auth_type.value.lower()})
-            if bulk.username is not None:
-                config[Env.BULK_USERNAME] = bulk.username
+            config.update({Env.DESTINATION: "bulk", Env.DESTINATION_URL: bulk.url})
+            optional = {Env.BULK_INDEX: bulk.index, Env.BULK_USERNAME: bulk.username}
+            config.update({k: v for k, v in optional.items() if v is not None})
         return config
 
     def function(self, role: str, app: Ref, config: dict[str, Any]) -> Ref:
@@ -291,7 +311,7 @@ class _Builder:
                 f"the {role} function's configuration would be about {size} bytes, over OCI's limit of "
                 f"{CONFIG_LIMIT_BYTES}: list fewer compartments, event types or redaction paths (or use an empty "
                 "include list with excludes)")
-        refs = tuple(v for v in config.values() if isinstance(v, Ref))
+        refs = tuple(v.ref if isinstance(v, Attr) else v for v in config.values() if isinstance(v, Ref | Attr))
         return self.add(ChildKind.FUNCTION, role, {
             "application_id": app, "image": settings.image or self.spec.functions.image,
             "memory_in_mbs": settings.memory_mb or DEFAULT_MEMORY[role],
@@ -343,8 +363,8 @@ class _Builder:
         app = self.add(ChildKind.APPLICATION, "app", {
             "subnet_ids": list(self.spec.functions.subnet_ids), "shape": self.spec.functions.shape.value,
             "config": {}})
-        fanout = self.function("fanout", app, self.fanout_config(streams, fetch_topic))
-        fetch = self.function("fetch", app, self.fetch_config(streams, export_topic))
+        fanout = self.function("fanout", app, self.collect_config("fanout", streams, fetch_topic, export_topic))
+        fetch = self.function("fetch", app, self.collect_config("fetch", streams, fetch_topic, export_topic))
         export = self.function("export", app, self.export_config(streams, token, ca_bundle))
         chain = (self.subscription("fetch", fetch_topic, fetch), self.subscription("export", export_topic, export))
         self.trigger(fanout, chain)

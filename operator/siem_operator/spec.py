@@ -47,7 +47,7 @@ K8S_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 -- a pattern, not a password
 HTTP_URL_PATTERN: Final = r"^https?://[^\s/?#]+(/[^\s]*)?$"
 HOST_PATTERN: Final = r"^[A-Za-z0-9.:\[\]-]+$"
-INDEX_PATTERN: Final = r"^[a-z0-9][a-z0-9._-]*$"
+INDEX_PATTERN: Final = r"^[a-z0-9%][a-zA-Z0-9._%-]*$"  # lowercase once strftime directives are applied
 
 TENANCY_OCID: Final = ocid_pattern("tenancy")
 COMPARTMENT_OCID: Final = ocid_pattern("compartment", "tenancy")
@@ -170,16 +170,14 @@ class Compartments(_Model):
     """Which compartments' audit events are exported."""
 
     include: Annotated[list[Annotated[str, Field(max_length=OCID_MAX, pattern=COMPARTMENT_OCID)]], Field(
-        description="Compartments to export, each with its sub-compartments when includeSubcompartments is "
-                    "true. Empty: the whole tenancy.", max_length=32, json_schema_extra=list_set())] = []
+        description="Compartments to export, each with all its sub-compartments. Empty: the whole tenancy.",
+        max_length=32, json_schema_extra=list_set())] = []
     exclude: Annotated[list[Annotated[str, Field(max_length=OCID_MAX, pattern=COMPARTMENT_OCID)]], Field(
         description="Compartments (and their sub-compartments) never exported, even when included.",
         max_length=32, json_schema_extra=list_set())] = []
     include_root: Annotated[bool, Field(
         description="Export the root compartment's own events (IAM: users, groups, policies), which listing "
-                    "compartments never returns.")] = True
-    include_subcompartments: Annotated[bool, Field(
-        description="Export the sub-compartments of the included compartments, at any depth.")] = True
+                    "compartments never returns; also when include names other compartments.")] = True
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> Compartments:
@@ -322,9 +320,10 @@ class Functions(_Model):
     """The OCI Functions application and its three functions: fanout, fetch and export."""
 
     image: Annotated[str, Field(
-        description="Container image holding the pipeline's functions (e.g. "
-                    "'iad.ocir.io/tenancy/siem-functions:0.1.0'); each function selects its role from the "
-                    "SIEM_FUNCTION config variable.", min_length=1, max_length=512, pattern=r"^\S+$")]
+        description="Container image of the pipeline's functions (e.g. "
+                    "'iad.ocir.io/tenancy/siem-functions:0.1.0'), used by each function without an image of its "
+                    "own (fanout.image, fetch.image, export.image).", min_length=1, max_length=512,
+        pattern=r"^\S+$")]
     subnet_ids: Annotated[list[Annotated[str, Field(max_length=OCID_MAX, pattern=SUBNET_OCID)]], Field(
         description="Subnets of the functions application (private subnets with a service gateway to OCI "
                     "services and a NAT gateway to the SIEM). Immutable in OCI.", min_length=1, max_length=3,
@@ -369,8 +368,9 @@ class HecDestination(_Model):
     token: Annotated[SecretSource, Field(description="The HEC token.")]
     index: Annotated[str | None, Field(description="Splunk index; unset: the token's default index.",
                                        min_length=1, max_length=256)] = None
-    source: Annotated[str, Field(description="Splunk 'source' of every event.", min_length=1,
-                                 max_length=256)] = "oci:audit"
+    source: Annotated[str | None, Field(description="Splunk 'source' of every event; '{region}' is replaced by "
+                                                    "the event's region. Unset: 'oci:audit:{region}'.",
+                                        min_length=1, max_length=256)] = None
     sourcetype: Annotated[str, Field(description="Splunk 'sourcetype' of every event.", min_length=1,
                                      max_length=256)] = "oci:audit"
     host: Annotated[str | None, Field(description="Splunk 'host' of every event; unset: the event's region.",
@@ -408,7 +408,6 @@ class BulkAuthType(enum.StrEnum):
     NONE = "None"
     BASIC = "Basic"
     API_KEY = "ApiKey"
-    BEARER = "Bearer"
 
 
 class BulkDestination(_Model):
@@ -423,15 +422,17 @@ class BulkDestination(_Model):
 
     url: Annotated[str, Field(description="Base URL of the cluster, e.g. 'https://search.example.com:9200'.",
                               max_length=2048, pattern=HTTP_URL_PATTERN)]
-    index: Annotated[str, Field(description="Target index (or data stream).", min_length=1, max_length=255,
-                                pattern=INDEX_PATTERN)] = "oci-audit"
+    index: Annotated[str | None, Field(
+        description="Target index (or data stream), a strftime pattern over the event's time (e.g. "
+                    "'oci-audit-%Y.%m.%d'). Unset: 'oci-audit-%Y.%m.%d'.", min_length=1, max_length=255,
+        pattern=INDEX_PATTERN)] = None
     auth_type: Annotated[BulkAuthType, Field(
-        description="How requests authenticate: None, Basic (username + token as password), ApiKey or "
-                    "Bearer (token).")] = BulkAuthType.NONE
+        description="How requests authenticate: None, Basic (username + token as password) or ApiKey "
+                    "('Authorization: ApiKey <token>').")] = BulkAuthType.NONE
     username: Annotated[str | None, Field(description="User name for Basic authentication.", min_length=1,
                                           max_length=256)] = None
     token: Annotated[SecretSource | None, Field(
-        description="The password, API key or bearer token.")] = None
+        description="The password or API key.")] = None
 
     @model_validator(mode="after")
     def _auth(self) -> BulkDestination:

@@ -11,7 +11,7 @@ import yaml
 from pydantic import SecretStr
 
 from siem_operator import spec as s
-from siem_operator.children import ChildKind, Desired, Ref, resolve
+from siem_operator.children import Attr, ChildKind, Desired, Ref, resolve
 from siem_operator.desired import (
     CONFIG_LIMIT_BYTES,
     DesiredError,
@@ -19,6 +19,7 @@ from siem_operator.desired import (
     MissingSecretValue,
     desired_children,
     quartz_cron,
+    schedule_interval_minutes,
 )
 from siem_operator.naming import PipelineIdentity
 from tests.operator.test_crd import minimal
@@ -82,6 +83,8 @@ def test_every_ref_in_properties_is_a_declared_dependency() -> None:
     def walk(value: Any) -> list[Ref]:
         if isinstance(value, Ref):
             return [value]
+        if isinstance(value, Attr):
+            return [value.ref]
         if isinstance(value, dict):
             return [r for v in value.values() for r in walk(v)]
         if isinstance(value, list | tuple):
@@ -138,26 +141,65 @@ def test_function_configuration_names_streams_topics_and_sources() -> None:
     assert fanout["image"] == "iad.ocir.io/t/siem:1"
     config = fanout["config"]
     assert config[Env.FUNCTION] == "fanout"
-    assert config[Env.WORK_STREAM_ID] == Ref(ChildKind.STREAM, "work")
+    work = Ref(ChildKind.STREAM, "work")
+    assert config[Env.WORK_STREAM_ID] == work
+    assert config[Env.WORK_STREAM_ENDPOINT] == Attr(work, "messages_endpoint")
     assert config[Env.FETCH_TOPIC_ID] == Ref(ChildKind.TOPIC, "fetch")
     assert config[Env.REGIONS] == "us-ashburn-1,eu-frankfurt-1"
     assert config[Env.COMPARTMENTS_INCLUDE] == ""
     assert config[Env.COMPARTMENTS_EXCLUDE] == "ocid1.compartment.oc1..aaaaaaaasandbox"
-    assert config[Env.INCLUDE_ROOT] == "true"
+    assert config[Env.WINDOW_INTERVAL_MINUTES] == "5"
+    assert config[Env.WINDOW_DELAY_MINUTES] == "20"
     assert config[Env.BACKFILL_START] == "2026-11-01T00:00:00Z"
     assert config[Env.TENANCY_ID] == minimal()["spec"]["tenancyId"]
+    assert config[Env.PIPELINE_REGION] == "us-ashburn-1"
     assert config["SIEM_OCI_ENDPOINT_TEMPLATE"] == "http://127.0.0.1:1/{region}/{service}"
+    # fetch reads the same collection configuration
     fetch = children[Ref(ChildKind.FUNCTION, "fetch")].properties["config"]
+    assert {k: v for k, v in fetch.items() if k != Env.FUNCTION} == {k: v for k, v in config.items()
+                                                                     if k != Env.FUNCTION}
     assert fetch[Env.EVENTS_STREAM_ID] == Ref(ChildKind.STREAM, "events")
     assert fetch[Env.EXPORT_TOPIC_ID] == Ref(ChildKind.TOPIC, "export")
     assert fetch[Env.EVENT_TYPES_INCLUDE] == "com.oraclecloud.identitycontrolplane.*"
     export = children[Ref(ChildKind.FUNCTION, "export")].properties["config"]
     assert export[Env.DESTINATION] == "syslog"
-    assert export[Env.SYSLOG_HOST] == "siem.example.com"
-    assert export[Env.SYSLOG_FORMAT] == "rfc5424"
+    assert export[Env.DESTINATION_URL] == "tls://siem.example.com:6514"
     assert export[Env.DLQ_STREAM_ID] == Ref(ChildKind.STREAM, "dead-letter")
+    assert export[Env.DLQ_STREAM_ENDPOINT] == Attr(Ref(ChildKind.STREAM, "dead-letter"), "messages_endpoint")
     assert export[Env.REDACTION] == "true"
-    assert Env.TOKEN_SECRET_ID not in export
+    assert Env.SECRET_ID not in export
+    assert Env.WORK_STREAM_ID not in export
+
+
+def test_root_excluded_by_naming_the_tenancy() -> None:
+    config = build({"sources": {"compartments": {"includeRoot": False}}})[Ref(ChildKind.FUNCTION, "fanout")]
+    assert config.properties["config"][Env.COMPARTMENTS_EXCLUDE] == minimal()["spec"]["tenancyId"]
+
+
+@pytest.mark.parametrize(("destination", "expected"), [
+    ({"syslog": {"host": "s", "format": "CEF", "transport": "TCP", "port": 10514}},
+     {Env.DESTINATION: "cef", Env.DESTINATION_URL: "tcp://s:10514", Env.SYSLOG_APP_NAME: "oci-audit"}),
+    ({"syslog": {"host": "fd00::5"}}, {Env.DESTINATION: "syslog", Env.DESTINATION_URL: "tls://[fd00::5]:6514"}),
+    ({"bulk": {"url": "https://os:9200", "authType": "Basic", "username": "siem",
+               "token": {"vaultSecretId": "ocid1.vaultsecret.oc1.iad.aaaaaaaas"}}},
+     {Env.DESTINATION: "bulk", Env.DESTINATION_URL: "https://os:9200", Env.BULK_USERNAME: "siem",
+      Env.SECRET_ID: "ocid1.vaultsecret.oc1.iad.aaaaaaaas"}),
+    ({"hec": {"url": "https://h:8088", "token": {"vaultSecretId": "ocid1.vaultsecret.oc1.iad.aaaaaaaas"},
+              "index": "oci", "ack": {"enabled": True}}},
+     {Env.DESTINATION: "hec", Env.DESTINATION_URL: "https://h:8088", Env.HEC_INDEX: "oci", Env.HEC_ACK: "true",
+      Env.HEC_ACK_TIMEOUT: "120", Env.GZIP: "true", Env.HEC_SOURCETYPE: "oci:audit"}),
+])
+def test_destination_configuration(destination: dict[str, Any], expected: dict[str, str]) -> None:
+    config = build({"destination": destination})[Ref(ChildKind.FUNCTION, "export")].properties["config"]
+    assert {k: config.get(k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(("cron", "minutes"), [
+    ("*/5 * * * *", 5), ("*/15 * * * *", 15), ("* * * * *", 1), ("7 * * * *", 60), ("0 */2 * * *", 120),
+    ("*/7 * * * *", None), ("0 8 * * 1-5", None), ("0,30 * * * *", None),
+])
+def test_schedule_interval(cron: str, minutes: int | None) -> None:
+    assert schedule_interval_minutes(cron) == minutes
 
 
 def test_token_from_a_kubernetes_secret_goes_to_vault_never_to_function_config() -> None:
@@ -170,7 +212,7 @@ def test_token_from_a_kubernetes_secret_goes_to_vault_never_to_function_config()
     assert secret.properties["vault_id"] == VAULT["vaultId"]
     assert secret.properties["key_id"] == VAULT["keyId"]
     export = children[Ref(ChildKind.FUNCTION, "export")]
-    assert export.properties["config"][Env.TOKEN_SECRET_ID] == secret.ref
+    assert export.properties["config"][Env.SECRET_ID] == secret.ref
     assert secret.ref in export.depends_on
     for child in children.values():
         if child.kind is not ChildKind.VAULT_SECRET:
@@ -183,8 +225,8 @@ def test_existing_vault_secret_is_used_as_is() -> None:
     children = build({"destination": {"hec": {"url": "https://h", "token": {"vaultSecretId": ocid}}}})
     assert not any(r.kind is ChildKind.VAULT_SECRET for r in children)
     config = children[Ref(ChildKind.FUNCTION, "export")].properties["config"]
-    assert config[Env.TOKEN_SECRET_ID] == ocid
-    assert config[Env.HEC_URL] == "https://h"
+    assert config[Env.SECRET_ID] == ocid
+    assert config[Env.DESTINATION_URL] == "https://h"
     assert config[Env.HEC_SOURCETYPE] == "oci:audit"
 
 
@@ -212,8 +254,13 @@ def test_names_are_unique_and_deterministic() -> None:
 def test_resolution_replaces_refs_with_ocids() -> None:
     children = build()
     ocids = {ref: f"ocid1.x.oc1..{ref.kind.lower()}{ref.key}" for ref in children}
-    export = resolve(children[Ref(ChildKind.FUNCTION, "export")], ocids)
+    endpoints = {ref: {"messages_endpoint": f"https://cell-1.streaming/{ref.key}"} for ref in children
+                 if ref.kind is ChildKind.STREAM}
+    export = resolve(children[Ref(ChildKind.FUNCTION, "export")], ocids, endpoints)
     assert export.properties["config"][Env.EVENTS_STREAM_ID] == "ocid1.x.oc1..streamevents"
+    assert export.properties["config"][Env.EVENTS_STREAM_ENDPOINT] == "https://cell-1.streaming/events"
+    with pytest.raises(KeyError, match=r"Stream/events\.messages_endpoint"):
+        resolve(children[Ref(ChildKind.FUNCTION, "export")], ocids)
 
 
 @pytest.mark.parametrize(("unix", "quartz"), [

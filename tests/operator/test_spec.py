@@ -74,7 +74,7 @@ def test_secret_sources_name_the_values_to_copy_into_vault() -> None:
     s: dict[str, Any] = minimal()["spec"]
     parsed = spec.parse_spec({**s, "vault": {"vaultId": "ocid1.vault.oc1.iad.aaaaaaaav",
                                               "keyId": "ocid1.key.oc1.iad.aaaaaaaak"},
-                              "destination": {"bulk": {"url": "https://os", "authType": "Bearer",
+                              "destination": {"bulk": {"url": "https://os", "authType": "ApiKey",
                                                        "token": {"secretRef": {"name": "os", "key": "t"}}}}})
     assert parsed.kubernetes_secret_sources() == {"token": spec.SecretKeyRef(name="os", key="t")}
     assert parsed.destination.type == "bulk"
