@@ -259,6 +259,8 @@ class Exporter:
         self.decode = decode
         self.clock = clock
         self.counts = ExportCounts()
+        if hasattr(destination, "on_wait"):  # long waits for the SIEM keep the partitions reserved
+            destination.on_wait = reader.heartbeat_if_due
 
     def run(self) -> ExportCounts:
         started = self.clock()

@@ -338,3 +338,22 @@ def test_a_dead_letter_stream_that_fails_commits_nothing(streams: Streams, hec: 
     assert (counts.exported, counts.duplicates, counts.dead_lettered) == (0, 5, 1)  # not sent twice
     assert len(hec.event_ids()) == 5
     assert len(dead_letters(ocisim_control, streams)) == 1
+
+
+class CountingReader(GroupReader):
+    heartbeats = 0
+
+    def heartbeat(self) -> None:
+        self.heartbeats += 1
+        super().heartbeat()
+
+
+def test_waiting_for_acks_keeps_the_partitions(streams: Streams, pki: Pki) -> None:
+    streams.put_events([event(f"a-{i}") for i in range(4)])
+    reader = CountingReader(streams.factory.stream(streams.events.messages_endpoint), streams.events.id,
+                            "siem-export", timeout_ms=3)  # a heartbeat is due after 1 ms
+    with HecReceiver(token=TOKEN, tls=pki.server_context(), ack=True) as hec, \
+            hec_client(hec, pki, ack=True, ack_poll_interval=0.01) as dest:
+        counts = Exporter(reader, dest, streams.dlq_writer()).run()
+    assert counts.exported == 4
+    assert reader.heartbeats >= 1

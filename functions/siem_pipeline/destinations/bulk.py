@@ -27,7 +27,7 @@ from __future__ import annotations
 import gzip
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,6 +78,8 @@ class BulkClient:
         self.max_batch_bytes = max_batch_bytes
         self.max_batch_events = max_batch_events
         self.backoff = backoff or Backoff()
+        #: called before every wait (backoff, ack polling): the export keeps its stream reservations alive
+        self.on_wait: Callable[[], None] | None = None
         self._auth: httpx.Auth | None = None
         self._api_key = _secret(api_key)
         secret = _secret(password)
@@ -97,6 +99,16 @@ class BulkClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def _wait(self, attempt: int, retry_after: float | None = None) -> None:
+        if self.on_wait is not None:
+            self.on_wait()
+        self.backoff.wait(attempt, retry_after)
+
+    def _pause(self, seconds: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait()
+        self.backoff.sleep(seconds)
 
     def encode(self, event: dict[str, Any]) -> bytes:
         return self.format.encode(event)
@@ -139,7 +151,7 @@ class BulkClient:
                 attempt += 1
                 if attempt >= self.backoff.attempts:
                     raise
-                self.backoff.wait(attempt)
+                self._wait(attempt)
                 continue
             status = response.status_code
             if status in (401, 403):
@@ -156,7 +168,7 @@ class BulkClient:
                 attempt += 1
                 if attempt >= self.backoff.attempts:
                     raise DestinationError(f"_bulk stayed busy after {attempt} attempts: HTTP {status}")
-                self.backoff.wait(attempt, parse_retry_after(response.headers.get("Retry-After")))
+                self._wait(attempt, parse_retry_after(response.headers.get("Retry-After")))
                 continue
             if status != 200:
                 raise DestinationError(f"unexpected _bulk answer: HTTP {status}: {response.text[:300]}")
@@ -184,5 +196,5 @@ class BulkClient:
                     raise DestinationError(f"_bulk kept rejecting {len(retry)} items as busy after {attempt} "
                                            "attempts")
                 log.info("_bulk: %d items busy, sending them again", len(retry))
-                self.backoff.wait(attempt)
+                self._wait(attempt)
             todo = retry

@@ -140,6 +140,8 @@ class HecClient:
         self.ack_poll_interval = ack_poll_interval
         self.ack_resends = ack_resends
         self.backoff = backoff or Backoff()
+        #: called before every wait (backoff, ack polling): the export keeps its stream reservations alive
+        self.on_wait: Callable[[], None] | None = None
         self.channel = channel or str(uuid.uuid4())
         self._clock = clock
         verify: ssl.SSLContext | bool = tls_context(ca_bundle) if parts.scheme == "https" else False
@@ -157,6 +159,16 @@ class HecClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def _wait(self, attempt: int, retry_after: float | None = None) -> None:
+        if self.on_wait is not None:
+            self.on_wait()
+        self.backoff.wait(attempt, retry_after)
+
+    def _pause(self, seconds: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait()
+        self.backoff.sleep(seconds)
 
     def encode(self, event: dict[str, Any]) -> bytes:
         return self.format.encode(event)
@@ -233,7 +245,7 @@ class HecClient:
                     attempt += 1
                     if attempt >= self.backoff.attempts:
                         raise
-                    self.backoff.wait(attempt)
+                    self._wait(attempt)
                     continue
                 if self._is_busy(answer):
                     attempt += 1
@@ -241,7 +253,7 @@ class HecClient:
                         raise DestinationError(f"Splunk HEC stayed busy after {attempt} attempts: "
                                                f"{answer.describe()}")
                     log.info("HEC busy (%s), retrying %d events", answer.describe(), len(group))
-                    self.backoff.wait(attempt, answer.retry_after)
+                    self._wait(attempt, answer.retry_after)
                     continue
                 break
             if answer.status == 200 and answer.code in (0, 24, 25):
@@ -276,7 +288,7 @@ class HecClient:
                     pending: dict[int, tuple[list[int], float, int]]) -> None:
         failures = 0
         while pending:
-            self.backoff.sleep(self.ack_poll_interval)
+            self._pause(self.ack_poll_interval)
             try:
                 answer = self._post(self.ack_url, orjson.dumps({"acks": sorted(pending)}), result,
                                     params={"channel": self.channel})
