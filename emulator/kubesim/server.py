@@ -42,7 +42,8 @@ class KubeSim(kmock.KubernetesEmulator):
     registry: Registry = attrs.field(factory=Registry)
     #: How many past changes a watch can resume from; older resourceVersions get 410 Gone.
     event_log_size: int = EVENT_LOG_SIZE
-    #: Keep every request in kmock's request log (``list(sim)``); off for long-running servers.
+    #: Keep every request in kmock's request log (``list(sim)``) and every version of every object in
+    #: ``sim.objects[...].history``; off for long-running servers.
     record_requests: bool = True
     bookmark_interval: float = BOOKMARK_INTERVAL
     store: Store = attrs.field(init=False)
@@ -54,7 +55,7 @@ class KubeSim(kmock.KubernetesEmulator):
         for rtype in self.registry.all():
             self._declare(rtype)
         self.store = Store(self._objects, self.registry, event_log_size=self.event_log_size,
-                           on_register=self._declare, on_unregister=self._undeclare)
+                           keep_history=self.record_requests, on_register=self._declare, on_unregister=self._undeclare)
 
     # -- kmock integration --------------------------------------------------------------------------
 

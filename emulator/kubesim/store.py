@@ -57,9 +57,11 @@ class Store:
     """Every object kubesim serves, with the rules for changing them."""
 
     def __init__(self, objects: kmock.ObjectsArray, registry: Registry, *, event_log_size: int = EVENT_LOG_SIZE,
-                 on_register: Callable[[ResourceType], None] = lambda _: None,
+                 keep_history: bool = True, on_register: Callable[[ResourceType], None] = lambda _: None,
                  on_unregister: Callable[[ResourceType], None] = lambda _: None) -> None:
         self._objects = objects
+        #: Keep every version of every object (kmock's ``.history``); off for long-running servers.
+        self.keep_history = keep_history
         self.registry = registry
         self._rv = 0
         self._log: collections.deque[tuple[int, tuple[str, str], str, dict[str, Any]]] = collections.deque(
@@ -116,13 +118,18 @@ class Store:
         existing = self._objects._objects.get(key)
         if existing is None:
             self._objects._objects[key] = kmock.Object(obj)
-        else:
+        elif self.keep_history:
             existing.history.append(obj)
+        else:
+            existing.history[:] = [obj]
 
     def _remove(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         key = (self._kres(rtype), meta.get("namespace") if rtype.namespaced else None, meta["name"])
-        self._objects._objects[key].delete()
+        if self.keep_history:
+            self._objects._objects[key].delete()
+        else:
+            del self._objects._objects[key]
 
     def _next_rv(self) -> str:
         self._rv += 1

@@ -3,6 +3,12 @@
 Every test that asks for ``kubesim`` gets its own fresh API server (it starts in milliseconds) with
 a kubeconfig in a temporary directory; ``kubesim_env`` points ``KUBECONFIG`` at it, and
 ``kubesim_client`` is a real ``kubernetes`` API client talking to it over HTTP.
+
+kopf in the test process: the ``kubernetes`` package reads ``KUBECONFIG`` when it is first imported,
+so kopf's default login (``login_via_client``) does not see a ``KUBECONFIG`` set later by
+``kubesim_env``. Give the operator a login handler instead, e.g. ``@kopf.on.login()`` returning
+``kopf.ConnectionInfo(server=kubesim.url, insecure=True, default_namespace="default")`` (see
+``tests/emulator/kubesim/gadget_operator.py``); a ``kopf run`` subprocess may use the kubeconfig.
 """
 
 from __future__ import annotations

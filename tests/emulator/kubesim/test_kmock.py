@@ -34,3 +34,16 @@ def test_a_declared_reaction_overrides_the_emulation(kubesim: KubesimServer, kub
     core: Any = kubernetes.client.CoreV1Api(kubesim_client)
     assert core.read_namespaced_config_map("canned", "default").data == {"x": "1"}
     assert httpx.get(f"{kubesim.url}/api/v1/namespaces/default/configmaps/other").status_code == 404
+
+
+def test_a_long_running_server_keeps_no_history(tmp_path: Any) -> None:
+    with KubesimServer(state_dir=tmp_path, record_requests=False) as server:
+        client = kubernetes.config.new_client_from_config(config_file=str(tmp_path / "kubeconfig"))  # type: ignore[no-untyped-call]
+        core: Any = kubernetes.client.CoreV1Api(client)
+        core.create_namespaced_config_map("default", {"metadata": {"name": "cm"}, "data": {"v": "1"}})
+        core.patch_namespaced_config_map("cm", "default", {"data": {"v": "2"}})
+        assert len(server.sim.objects["v1/configmaps", "default", "cm"].history) == 1
+        assert list(server.sim) == []
+        core.delete_namespaced_config_map("cm", "default")
+        assert ("v1/configmaps", "default", "cm") not in server.sim.objects
+        client.close()
