@@ -1,0 +1,16 @@
+"""The operator's integration fixtures (:mod:`tests.operator.harness`), and fast operator settings.
+
+The drift interval is read when :mod:`siem_operator.handlers` is imported, so it is set here, before any
+test module imports it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tests.operator.harness import world
+
+os.environ.setdefault("SIEM_OPERATOR_DRIFT_INTERVAL", "1")
+os.environ.setdefault("SIEM_OPERATOR_REQUEUE_SECONDS", "0.3")
+
+__all__ = ["world"]
