@@ -138,3 +138,29 @@ def test_strict_field_validation_refuses_unknown_fields(gadgets: Gadgets) -> Non
     assert error.status_body["message"] == ('Gadget in version "v1" cannot be handled as a Gadget: strict decoding '
                                             'error: unknown field "spec.unknown"')
     assert "unknown" not in gadgets.create(body)["spec"]  # the default (no Strict) prunes silently
+
+
+def test_served_versions_share_storage_and_cluster_scope(crds: Any, kubesim_client: Any) -> None:
+    schema = {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "level": {"type": "integer"}}}}}}
+    crds.create_custom_resource_definition({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "dials.kubesim.test"},
+        "spec": {"group": "kubesim.test", "scope": "Cluster",
+                 "names": {"plural": "dials", "singular": "dial", "kind": "Dial"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": schema},
+                              {"name": "v1beta1", "served": True, "storage": False, "schema": schema},
+                              {"name": "v1alpha1", "served": False, "storage": False, "schema": schema}]}})
+    objects: Any = kubernetes.client.CustomObjectsApi(kubesim_client)
+    objects.create_cluster_custom_object("kubesim.test", "v1beta1", "dials",
+                                         {"apiVersion": "kubesim.test/v1beta1", "kind": "Dial",
+                                          "metadata": {"name": "d1"}, "spec": {"level": 3}})
+    as_v1 = objects.get_cluster_custom_object("kubesim.test", "v1", "dials", "d1")
+    assert as_v1["apiVersion"] == "kubesim.test/v1"
+    assert as_v1["spec"] == {"level": 3}
+    assert "namespace" not in as_v1["metadata"]
+    assert api_error(objects.get_cluster_custom_object, "kubesim.test", "v1alpha1", "dials", "d1").status == 404
+    group: Any = next(g for g in kubernetes.client.ApisApi(kubesim_client).get_api_versions().groups
+                      if g.name == "kubesim.test")
+    assert group.preferred_version.version == "v1"
+    assert sorted(v.version for v in group.versions) == ["v1", "v1beta1"]
