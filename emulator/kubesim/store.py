@@ -44,7 +44,6 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-
 @dataclasses.dataclass
 class Watcher:
     """A watch's subscription: every change of its storage, in order, until ``None`` (closing)."""
@@ -235,7 +234,7 @@ class Store:
     # -- create ----------------------------------------------------------------------------------------
 
     def create(self, rtype: ResourceType, namespace: str | None, body: dict[str, Any], *,
-                dry_run: bool = False, strict: bool = False) -> dict[str, Any]:
+               dry_run: bool = False, strict: bool = False) -> dict[str, Any]:
         if "create" not in rtype.verbs:
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         if rtype.group == "events.k8s.io":
@@ -246,7 +245,7 @@ class Store:
         obj.setdefault("kind", rtype.kind)
         if (obj["kind"], obj["apiVersion"]) != (rtype.kind, rtype.api_version):
             raise ApiError(400, "BadRequest", f"the API version in the data ({obj['apiVersion']}) does not match "
-                                                  f"the expected API version ({rtype.api_version})")
+                                              f"the expected API version ({rtype.api_version})")
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise ApiError(400, "BadRequest", "metadata must be an object")
@@ -349,7 +348,7 @@ class Store:
     # -- update (PUT, PATCH) -------------------------------------------------------------------------
 
     def put(self, rtype: ResourceType, target: Target, body: dict[str, Any], *,
-             dry_run: bool = False, strict: bool = False) -> tuple[dict[str, Any], int]:
+            dry_run: bool = False, strict: bool = False) -> tuple[dict[str, Any], int]:
         assert target.name is not None
         if rtype.group == "events.k8s.io":
             body = k8s_events.to_core(body)
@@ -368,7 +367,7 @@ class Store:
         return self._update(rtype, current, copy.deepcopy(body), target.subresource, dry_run=dry_run, strict=strict)
 
     def patch(self, rtype: ResourceType, target: Target, ctype: str, raw_body: bytes,
-               query: Any) -> tuple[dict[str, Any], int]:
+              query: Any) -> tuple[dict[str, Any], int]:
         assert target.name is not None
         if ctype not in patching.PATCH_TYPES:
             accepted = ", ".join(patching.PATCH_TYPES)
@@ -458,7 +457,8 @@ class Store:
                     f"{json.dumps(sorted(added))}")])
         if rtype.key == NAMESPACE_KEY:
             new.setdefault("spec", current.get("spec", {}))
-        new = self._admit(storage, new, current, strict=strict)
+        # Custom resources are checked against the schema of the version they were written in.
+        new = self._admit(rtype if rtype.crd_name is not None else storage, new, current, strict=strict)
         if rtype.key == CRD_KEY:
             new["status"] = current.get("status", {})
             if subresource is None:
@@ -497,7 +497,7 @@ class Store:
     # -- delete ---------------------------------------------------------------------------------------
 
     def delete(self, rtype: ResourceType, namespace: str | None, name: str, options: dict[str, Any],
-                query: Any) -> dict[str, Any]:
+               query: Any) -> dict[str, Any]:
         current = self.get_stored(rtype, namespace, name)
         preconditions = options.get("preconditions") or {}
         if preconditions.get("uid") and preconditions["uid"] != current["metadata"]["uid"]:
