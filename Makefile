@@ -29,11 +29,21 @@ $(OCI_CLI):
 
 tools: $(OCI_CLI)
 
-# Real SIEM receivers the tests start on loopback (Debian packages): rsyslog with its TLS driver.
-receivers:
+# Real SIEM receivers the tests start on loopback (Debian packages): rsyslog with its TLS driver, and
+# syslog-ng unpacked under .tools (its package conflicts with rsyslog's, so it is not installed).
+SYSLOG_NG := .tools/syslog-ng/usr/sbin/syslog-ng
+
+receivers: $(SYSLOG_NG)
 	@if ! command -v rsyslogd >/dev/null 2>&1 || \
 	    ! dpkg-query -W -f='$${Status}' rsyslog-gnutls 2>/dev/null | grep -q "ok installed"; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog rsyslog-gnutls; fi
+
+$(SYSLOG_NG):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcap2 libglib2.0-0 \
+		libivykis0 libjson-c5 libnet1 libpcre3 libssl3 libsystemd0 libwrap0
+	rm -rf .tools/syslog-ng.deb.d && mkdir -p .tools/syslog-ng.deb.d
+	cd .tools/syslog-ng.deb.d && apt-get download -qq syslog-ng-core
+	dpkg -x .tools/syslog-ng.deb.d/syslog-ng-core_*.deb .tools/syslog-ng && rm -rf .tools/syslog-ng.deb.d
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

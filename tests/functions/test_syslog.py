@@ -17,6 +17,7 @@ from siem_pipeline.formats import CefFormat, MessageTooLarge, SyslogFormat
 from siem_pipeline.redact import redact
 from tests.support.audit_events import event, generated
 from tests.support.rsyslog import Rsyslog, start_rsyslog
+from tests.support.syslog_ng import SyslogNg, start_syslog_ng
 from tests.support.tls import Pki, make_pki
 
 FAST = Backoff(attempts=3, base=0.001, cap=0.01)
@@ -157,3 +158,36 @@ def test_a_closed_connection_is_reopened_and_the_batch_resent() -> None:
         assert b'eventId="again"' in message
     finally:
         listener.close()
+
+
+# -- syslog-ng: the strict receiver (octet counting only on syslog() sources) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def syslog_ng(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[SyslogNg]:
+    server = start_syslog_ng(tmp_path_factory.mktemp("syslog-ng"), pki)
+    yield server
+    server.stop()
+
+
+def test_syslog_ng_parses_rfc5424_and_cef_over_tls(syslog_ng: SyslogNg, pki: Pki) -> None:
+    events = [redact(e) for e in generated(20, seed=9)]
+    events[0]["data"]["compartmentName"] = 'a"b\\c]d'
+    with SyslogClient("127.0.0.1", syslog_ng.tls_port, ca_bundle=pki.ca, server_name="localhost",
+                      backoff=FAST) as client:
+        client.send([client.encode(e) for e in events])
+    cef = SyslogFormat(body=CefFormat().text)
+    with SyslogClient("127.0.0.1", syslog_ng.tcp_port, tls=False, syslog_format=cef, backoff=FAST) as client:
+        client.send([client.encode(event("cef-ng", name="Get|Thing"))])
+    received = syslog_ng.parsed(21)
+    assert len(received) == 21
+    cefs = [got for got in received if got["MESSAGE"].startswith("CEF:")]
+    parsed = [got for got in received if not got["MESSAGE"].startswith("CEF:")]
+    for got, sent in zip(parsed, events, strict=True):
+        assert got["MSGID"] == sent["data"]["eventName"][:32]
+        assert got["PROGRAM"] == "oci-audit"
+        assert got["_SDATA"]["oci@32473"]["eventType"] == sent["eventType"]
+        assert orjson.loads(got["MESSAGE"]) == sent
+    assert parsed[0]["_SDATA"]["oci@32473"]["compartmentName"] == 'a"b\\c]d'  # SD escapes decoded
+    assert cefs[0]["MESSAGE"].startswith("CEF:0|Oracle|OCI Audit|2.0|com.oraclecloud.ComputeApi.Get\\|Thing|")
+    assert "Invalid frame header" not in syslog_ng.internal()
