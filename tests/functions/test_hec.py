@@ -15,6 +15,7 @@ import pytest
 from siem_pipeline.destinations.base import Backoff, DestinationConfigError, DestinationError
 from siem_pipeline.destinations.hec import HecClient
 from siem_pipeline.formats.common import epoch_seconds
+from siem_pipeline.formats.hec import HecFormat
 from tests.support.audit_events import event
 from tests.support.hec_receiver import Failure, HecReceiver
 from tests.support.tls import Pki, make_pki
@@ -265,3 +266,30 @@ def test_a_200_that_is_not_from_hec_is_not_delivery(pki: Pki) -> None:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_an_index_the_token_may_not_use_is_a_config_error(pki: Pki) -> None:
+    with HecReceiver(token=TOKEN, tls=pki.server_context(), allowed_indexes={"main"}) as hec:
+        c = client(hec, pki, hec_format=HecFormat(index="oci"))
+        with c, pytest.raises(DestinationConfigError, match="code 7"):
+            send(c, events(2))
+
+
+def test_invalid_data_without_an_event_number_is_split(hec: HecReceiver, pki: Pki) -> None:
+    hec.script(Failure(400, 6))
+    with client(hec, pki) as c:
+        result = send(c, events(4))
+    assert sorted(result.accepted) == [0, 1, 2, 3]
+    assert [r.events for r in hec.requests] == [0, 2, 2]
+
+
+def test_a_silent_server_times_out_and_raises() -> None:
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        c = HecClient(f"http://127.0.0.1:{listener.getsockname()[1]}", TOKEN, timeout=0.2, backoff=FAST_BACKOFF)
+        with c, pytest.raises(DestinationError, match="Timeout"):
+            send(c, events(1))
+    finally:
+        listener.close()
