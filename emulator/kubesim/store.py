@@ -66,6 +66,8 @@ class Store:
         self._log: collections.deque[tuple[int, tuple[str, str], str, dict[str, Any]]] = collections.deque(
             maxlen=event_log_size)
         self._watchers: list[Watcher] = []
+        #: ownerReference uid → keys of the objects that name it (for garbage collection without a scan).
+        self._dependants: dict[str, set[Any]] = collections.defaultdict(set)
         self._on_register = on_register
         self._on_unregister = on_unregister
         for name in DEFAULT_NAMESPACES:
@@ -114,6 +116,9 @@ class Store:
     def _write(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         key = (self._kres(rtype), meta.get("namespace") if rtype.namespaced else None, meta["name"])
+        for ref in meta.get("ownerReferences") or []:
+            if ref.get("uid"):
+                self._dependants[ref["uid"]].add(key)
         existing = self._objects._objects.get(key)
         if existing is None:
             self._objects._objects[key] = kmock.Object(obj)
@@ -561,12 +566,14 @@ class Store:
             self._maybe_finish_crd(rtype.crd_name)
 
     def _collect_garbage(self, owner_uid: str) -> None:
-        for (kres, _ns, _name), stored in list(self._objects.items()):
-            if stored.deleted:
+        for key in self._dependants.pop(owner_uid, set()):
+            stored = self._objects._objects.get(key)
+            if stored is None or stored.deleted:
                 continue
             obj = stored.raw
             refs = obj.get("metadata", {}).get("ownerReferences") or []
-            if any(ref.get("uid") == owner_uid for ref in refs):
+            if any(ref.get("uid") == owner_uid for ref in refs):  # it may have dropped the reference since
+                kres = key[0]
                 dependant = self.registry.get(kres.group or "", kres.version or "", kres.plural or "")
                 if dependant is not None:
                     self._delete_object(dependant, obj)
