@@ -56,6 +56,8 @@ from siem_pipeline.workitems import FetchRequest, MalformedMessage, WorkItem, fe
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+#: events handed to the producer at a time
+PUT_CHUNK = 2_000
 
 
 class FetchFailed(RuntimeError):
@@ -228,8 +230,8 @@ class Fetcher:
                 oversize.append((event, len(value)))
             else:
                 messages.append((key, value))
-        if messages:
-            self.events.put(messages)
+        for at in range(0, len(messages), PUT_CHUNK):  # bounds the encoded copy of a 20,000-event page
+            self.events.put(messages[at:at + PUT_CHUNK])
         if oversize:
             self._dead_letter(item, oversize)
         return len(messages), len(oversize)

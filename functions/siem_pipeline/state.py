@@ -3,7 +3,8 @@
 Every record is one stream message: the **key** is the UTF-8 record key, the **value** a JSON object
 (``null`` is a tombstone). The state of a key is its latest record: Streaming places a key on one
 partition (hash of the key) and keeps a partition in order, so "latest" is "highest offset". Reading
-(:meth:`StateStore.load`) scans every partition from the trim horizon; writing is a PutMessages with
+(:meth:`StateStore.load`) scans every partition from the trim horizon, and refuses to go on if the
+stream has more partitions than it was told (``SIEM_STATE_STREAM_PARTITIONS``); writing is a PutMessages with
 the key (:class:`~siem_pipeline.producer.StreamProducer`, failed entries retried, errors raised).
 
 Record shapes (times are RFC 3339 UTC with ``Z``; ``version`` is 1):
@@ -71,6 +72,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+import oci
 import orjson
 
 from siem_pipeline.producer import StreamProducer
@@ -145,9 +147,23 @@ class StateStore:
                     records.pop(key, None)
                 elif isinstance(value, dict):
                     records[key] = value
+        self._check_partition_count()
         log.debug("state stream %s: %d records, %d keys", self.stream_id, scanned, len(records))
         self.records, self.loaded = records, True
         return records
+
+    def _check_partition_count(self) -> None:
+        """Refuse to go on with a partition left unread: its watermarks would look absent, and a pair
+        without a watermark starts over from now (skipping what it had not fetched yet)."""
+        details = oci.streaming.models.CreateCursorDetails(partition=str(self.partitions), type="TRIM_HORIZON")
+        try:
+            self.client.create_cursor(self.stream_id, details)
+        except oci.exceptions.ServiceError as exc:
+            if 400 <= exc.status < 500 and exc.status != 429:
+                return  # no such partition: the count is right
+            raise
+        raise ValueError(f"state stream {self.stream_id} has more than {self.partitions} partition(s): set "
+                         "SIEM_STATE_STREAM_PARTITIONS to its partition count")
 
     # -- reading ---------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+import oci
 import orjson
 import pytest
 
@@ -113,3 +114,13 @@ def test_without_refresh_retention_loses_keys(factory: OciClientFactory, stream:
     store(factory, stream).put({watermark_key(PAIRS[0]): watermark_record(PAIRS[0], T0, T0)})
     ocisim_control.advance(25 * 3600)
     assert store(factory, stream).load() == {}
+
+
+def test_a_wrong_partition_count_is_refused(factory: OciClientFactory, stream: Any) -> None:
+    client = factory.stream(stream.messages_endpoint)
+    short = StateStore(client, stream.id, StreamProducer(client, stream.id), partitions=2)
+    with pytest.raises(ValueError, match="SIEM_STATE_STREAM_PARTITIONS"):
+        short.load()
+    with pytest.raises(oci.exceptions.ServiceError, match="does not exist"):
+        StateStore(client, stream.id, StreamProducer(client, stream.id), partitions=4).load()
+    assert StateStore(client, stream.id, StreamProducer(client, stream.id), partitions=3).load() == {}
