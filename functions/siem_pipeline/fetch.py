@@ -8,7 +8,9 @@ inclusive), fetch reads exactly those messages of the work stream, and for each 
    429/5xx retried), keeps the event types the config wants, and puts each page's events on the
    events stream (key: the eventId, so partitions fill evenly; value: the event's JSON as Audit
    returned it) before reading the next page. Events too large for a stream message go to the
-   dead-letter stream with a reason (or fail the window when there is none);
+   dead-letter stream (the export's record shape, ``reason`` ``EventTooLarge: …``, the Audit window
+   as ``source``, the event's first 900 KB as ``eventTruncated``), or fail the window when there is
+   no dead-letter stream;
 3. only when every page is durably in the stream, advances the track in the state stream: the live
    watermark to ``max(watermark, end)`` if the window starts at or before the recorded watermark
    (contiguous), the backfill record's ``next`` to ``end`` if the window starts at or before it. A
@@ -58,6 +60,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 #: events handed to the producer at a time
 PUT_CHUNK = 2_000
+#: the start of an oversize event kept in its dead-letter record
+MAX_DLQ_EVENT_TEXT = 900_000
 
 
 class FetchFailed(RuntimeError):
@@ -242,13 +246,23 @@ class Fetcher:
                              f"{oversize[0][0].get('eventId')}, {oversize[0][1]} bytes) and no dead-letter stream")
         records = []
         for event, size in oversize:
-            record = {"v": 1, "reason": "EventTooLarge",
-                      "detail": f"{size} bytes of JSON: more than one stream message can carry",
-                      "stage": "fetch", "eventId": event.get("eventId"), "eventType": event.get("eventType"),
-                      "eventTime": event.get("eventTime"), "region": item.region,
-                      "compartmentId": item.compartment_id,
-                      "window": {"start": format_time(item.start), "end": format_time(item.end)}}
-            records.append((str(event.get("eventId") or "").encode()[:256] or None, orjson.dumps(record)))
+            key = str(event.get("eventId") or "").encode()[:256] or None
+            # the export's dead-letter shape (see export.DeadLetterWriter), with the Audit window as source
+            record: dict[str, Any] = {
+                "reason": f"EventTooLarge: {size} bytes of JSON, more than a stream message can carry",
+                "destination": "events-stream", "failedAt": format_time(self.clock()),
+                "eventId": event.get("eventId"), "replays": 0,
+                "source": {"audit": {"region": item.region, "compartmentId": item.compartment_id,
+                                     "start": format_time(item.start), "end": format_time(item.end)}},
+                "eventType": event.get("eventType"), "eventTime": event.get("eventTime"),
+            }
+            text = orjson.dumps(event).decode()
+            record["eventTruncated"] = text[:MAX_DLQ_EVENT_TEXT]
+            value = orjson.dumps(record)
+            while not fits_alone(key, value, self.dlq.max_request_bytes):
+                record["eventTruncated"] = record["eventTruncated"][: len(record["eventTruncated"]) // 2]
+                value = orjson.dumps(record)
+            records.append((key, value))
         self.dlq.put(records)
 
     def _advance(self, item: WorkItem, events: int) -> None:

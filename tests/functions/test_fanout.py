@@ -161,7 +161,7 @@ def test_config_from_env() -> None:
            "SIEM_EVENTS_STREAM_ID": "e", "SIEM_STATE_STREAM_ID": "s", "SIEM_STATE_STREAM_ENDPOINT": "https://x",
            "SIEM_FETCH_TOPIC_ID": "t", "SIEM_REGIONS": " us-ashburn-1 , ,eu-frankfurt-1",
            "SIEM_BACKFILL_START": "2026-01-01", "SIEM_WINDOW_DELAY_MINUTES": "20",
-           "SIEM_EVENT_TYPES_EXCLUDE": "com.oraclecloud.*.list*", "SIEM_AUDIT_RETRY_SECONDS": "30"}
+           "SIEM_EXCLUDE_EVENT_TYPES": "com.oraclecloud.*.list*", "SIEM_AUDIT_RETRY_SECONDS": "30"}
     config = CollectConfig.from_env(env)
     assert config.regions == ("us-ashburn-1", "eu-frankfurt-1")
     assert config.state_stream.endpoint == "https://x"

@@ -307,7 +307,9 @@ def test_events_too_large_for_a_message_go_to_the_dead_letter_stream(
     drain(pipeline, fetcher)
     dead = [orjson.loads(m["value"]) for m in dump(ocisim_control, pipeline.dlq.id)]
     assert set(huge) <= {d["eventId"] for d in dead}  # the default mix holds a few huge ones too
-    assert {d["reason"] for d in dead} == {"EventTooLarge"}
+    assert all(d["reason"].startswith("EventTooLarge: ") for d in dead)
+    assert {d["source"]["audit"]["start"] for d in dead} == {"2026-03-02T09:50:00Z"}
+    assert all(d["eventTruncated"].startswith("{") for d in dead)
     assert not set(huge) & set(pipeline.event_ids())
     assert len(dead) + len(pipeline.event_ids()) == 320
     assert read_state(pipeline, factory).watermark(PairKey("us-ashburn-1", ocisim.tenancy_id)) == T0 - 5 * MIN
