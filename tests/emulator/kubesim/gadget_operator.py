@@ -1,8 +1,8 @@
 """A tiny kopf operator for kubesim's end-to-end test: it sees a create, writes status and a Ready
 condition, posts Events, and holds a finalizer until its delete handler has run.
 
-Run by ``kopf.testing.KopfRunner`` (``kopf run`` of this file) against kubesim; it logs in from
-``KUBESIM_URL``.
+Run against kubesim by ``kopf.testing.KopfRunner`` in the test process (logging in from
+``KUBESIM_URL``) and by a ``kopf run`` subprocess (logging in from ``KUBECONFIG``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 @kopf.on.login()
-def login(**_: Any) -> kopf.ConnectionInfo:
-    return kopf.ConnectionInfo(server=os.environ["KUBESIM_URL"], insecure=True, default_namespace="default")
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In the test process ``KUBESIM_URL`` names the server; a ``kopf run`` process reads ``KUBECONFIG``."""
+    if "KUBESIM_URL" in os.environ:
+        return kopf.ConnectionInfo(server=os.environ["KUBESIM_URL"], insecure=True, default_namespace="default")
+    info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+    return info
 
 
 @kopf.on.create("kubesim.test", "v1", "gadgets")

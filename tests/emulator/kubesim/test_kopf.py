@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,3 +68,26 @@ def test_kopf_operator_lifecycle(kubesim: KubesimServer, kubesim_client: Any, mo
     failure: BaseException | None = runner.exception
     assert failure is None, runner.output
     assert runner.exit_code == 0, runner.output
+
+
+def test_kopf_run_process_logs_in_from_the_kubeconfig(kubesim: KubesimServer, kubesim_client: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    kubesim.register_crd(CRD_PATH)
+    monkeypatch.delenv("KUBESIM_URL", raising=False)
+    env = {**os.environ, **kubesim.client_env()}
+    process = subprocess.Popen([sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", str(OPERATOR)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        objects = kubernetes.client.CustomObjectsApi(kubesim_client)
+        objects.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, gadget("g2"))
+
+        def phase() -> Any:
+            found = cast(dict[str, Any], objects.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "g2"))
+            return found.get("status", {}).get("phase")
+
+        assert wait_for(lambda: phase() == "Ready", timeout=30)
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert "Activity 'login' succeeded" in output
+    assert process.returncode == 0, output

@@ -140,3 +140,29 @@ def test_kubectl_validation_is_strict_about_unknown_fields(kubectl: Kubectl) -> 
     failed = kubectl.apply(gadget("typo", colour="red"), ok=False)
     assert 'strict decoding error: unknown field "spec.colour"' in failed.stderr
     assert kubectl.run("get", "gd", "typo", ok=False).returncode != 0
+
+
+def test_get_watch_streams_table_rows(kubectl: Kubectl, kubesim_client: Any) -> None:
+    kubectl.apply(gadget("g1"))
+    watch = subprocess.Popen(["kubectl", "get", "gd", "--watch", "--output-watch-events"], env=kubectl.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watch.stdout is not None
+        assert watch.stdout.readline().split()[:2] == ["EVENT", "NAME"]
+        assert watch.stdout.readline().split()[:3] == ["ADDED", "g1", "red"]
+        objects: Any = kubernetes.client.CustomObjectsApi(kubesim_client)
+        objects.patch_namespaced_custom_object("kubesim.test", "v1", "default", "gadgets", "g1", {"spec": {"size": 8}},
+                                               _content_type="application/merge-patch+json")
+        assert watch.stdout.readline().split()[:4] == ["MODIFIED", "g1", "red", "8"]
+    finally:
+        watch.terminate()
+        watch.communicate(timeout=10)
+
+
+def test_server_side_apply_creates_then_merges(kubectl: Kubectl) -> None:
+    path = kubectl.workdir / "ssa.yaml"
+    path.write_text(yaml.safe_dump(gadget("ssa", size=2)))
+    assert "serverside-applied" in kubectl.run("apply", "--server-side", "-f", str(path)).stdout
+    path.write_text(yaml.safe_dump(gadget("ssa", size=5)))
+    kubectl.run("apply", "--server-side", "-f", str(path))
+    assert yaml.safe_load(kubectl.run("get", "gd", "ssa", "-o", "yaml").stdout)["spec"]["size"] == 5
