@@ -28,8 +28,8 @@ import datetime as dt
 import fnmatch
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import oci
 
@@ -46,6 +46,9 @@ from siem_pipeline.state import (
 )
 from siem_pipeline.windows import PairKey, Plan, format_time, plan
 from siem_pipeline.workitems import WorkItem, fetch_requests, group_key, items_per_request
+
+if TYPE_CHECKING:
+    from siem_pipeline.fn import Invocation
 
 log = logging.getLogger(__name__)
 
@@ -260,3 +263,11 @@ class Fanout:
         record = health_record("fanout", now, pairs=len(pairs), workItems=items, fetchRequests=requests,
                                backfillChunks=len(schedule.backfill), regions=regions)
         self.state.put({"health/fanout": record})
+
+
+def core(invocation: Invocation, factory: OciClientFactory, *,
+         clock: Callable[[], dt.datetime] | None = None) -> Mapping[str, Any]:
+    """The fanout function's core for :func:`siem_pipeline.fn.handle`: the body (the schedule's) is ignored."""
+    config = CollectConfig.from_env(invocation.config)
+    now = clock() if clock is not None else dt.datetime.now(dt.UTC)
+    return Fanout(config, factory).run(now).as_log()

@@ -33,8 +33,8 @@ import dataclasses
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import oci
 import orjson
@@ -54,6 +54,9 @@ from siem_pipeline.state import (
 from siem_pipeline.stream_reader import read_partition
 from siem_pipeline.windows import BackfillRange, format_time
 from siem_pipeline.workitems import FetchRequest, MalformedMessage, WorkItem, fetch_requests, group_key
+
+if TYPE_CHECKING:
+    from siem_pipeline.fn import Invocation
 
 log = logging.getLogger(__name__)
 
@@ -320,3 +323,13 @@ class Fetcher:
                 fields["lastSuccess"] = previous.get("lastSuccess")
             records[f"health/fetch/{region}"] = health_record("fetch", now, **fields)
         self.state.put(records)
+
+
+def core(invocation: Invocation, factory: OciClientFactory, *, clock: Clock | None = None) -> Mapping[str, Any]:
+    """The fetch function's core for :func:`siem_pipeline.fn.handle`: the body is the ONS message, a fetch
+    request. A malformed one raises :class:`~siem_pipeline.workitems.MalformedMessage` (ONS retries it
+    for its retry period, then drops it: nothing was in it but offsets, and the windows come back with
+    the next fanout)."""
+    config = CollectConfig.from_env(invocation.config)
+    request = FetchRequest.from_message(invocation.body)
+    return Fetcher(config, factory, clock=clock).run(request).as_log()

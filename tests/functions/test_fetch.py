@@ -313,3 +313,20 @@ def test_events_too_large_for_a_message_go_to_the_dead_letter_stream(
     assert not set(huge) & set(pipeline.event_ids())
     assert len(dead) + len(pipeline.event_ids()) == 320
     assert read_state(pipeline, factory).watermark(PairKey("us-ashburn-1", ocisim.tenancy_id)) == T0 - 5 * MIN
+
+
+def test_the_function_cores_run_from_an_invocation(factory: OciClientFactory, ocisim: OcisimServer,
+                                                   ocisim_control: OcisimControl) -> None:
+    from siem_pipeline import fanout as fanout_module
+    from siem_pipeline import fetch as fetch_module
+    from siem_pipeline.fn import Invocation
+
+    pipeline, _fanout, _fetcher, ids = single_pair(ocisim, ocisim_control, factory)
+    clock = lambda: now(ocisim_control)  # noqa: E731
+    counts = fanout_module.core(Invocation("fanout", "call-1", b"{}", pipeline.env), factory, clock=clock)
+    assert (counts["pairs"], counts["work_items"], counts["fetch_requests"]) == (1, 1, 1)
+    [body] = pipeline.new_fetch_requests()
+    counts = fetch_module.core(Invocation("fetch", "call-2", body.encode(), pipeline.env), factory, clock=clock)
+    assert (counts["done"], counts["events"]) == (1, len(ids))
+    with pytest.raises(MalformedMessage):
+        fetch_module.core(Invocation("fetch", "call-3", b'{"hello": 1}', pipeline.env), factory, clock=clock)
