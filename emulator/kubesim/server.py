@@ -33,6 +33,8 @@ log = logging.getLogger("kubesim")
 
 #: Seconds between BOOKMARK events on watches that allow them.
 BOOKMARK_INTERVAL = 5.0
+#: Seconds between checks that a quiet watch's client is still connected.
+IDLE_CHECK_INTERVAL = 5.0
 
 
 @attrs.define(kw_only=True)
@@ -278,7 +280,7 @@ class KubeSim(kmock.KubernetesEmulator):
                     await response.write(chunk)
             if initial_end:
                 await response.write(self._bookmark(rtype, store.resource_version, initial_end=True))
-            await self._follow(response, rtype, watcher.queue, render, last_rv, timeout, bookmarks)
+            await self._follow(raw, response, rtype, watcher.queue, render, last_rv, timeout, bookmarks)
             await response.write_eof()
         except (ConnectionError, asyncio.CancelledError):
             pass
@@ -286,22 +288,25 @@ class KubeSim(kmock.KubernetesEmulator):
             store.unsubscribe(watcher)
         return response
 
-    async def _follow(self, response: aiohttp.web.StreamResponse, rtype: ResourceType,
+    async def _follow(self, raw: aiohttp.web.BaseRequest, response: aiohttp.web.StreamResponse, rtype: ResourceType,
                       queue: asyncio.Queue[tuple[int, str, dict[str, Any]] | None], render: Any, last_rv: int,
                       timeout: float | None, bookmarks: bool) -> None:  # noqa: ASYNC109 - timeoutSeconds of the watch
         """Stream live changes until the timeout, the client leaves, or the server stops."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
         while not self._closing:
-            wait = self.bookmark_interval if bookmarks else None
+            # Wake up at least every few seconds to notice a client that went away without a word.
+            wait = self.bookmark_interval if bookmarks else IDLE_CHECK_INTERVAL
             if deadline is not None:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
-                wait = min(wait, remaining) if wait else remaining
+                wait = min(wait, remaining)
             try:
                 item = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
+                if raw.transport is None or raw.transport.is_closing():
+                    return
                 if bookmarks and (deadline is None or loop.time() < deadline):
                     await response.write(self._bookmark(rtype, max(last_rv, self.store.resource_version)))
                 continue

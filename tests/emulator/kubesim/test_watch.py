@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import httpx
 import kubernetes
 import pytest
 
+from kubesim import server as kubesim_http
 from kubesim.app import KubesimServer
 from tests.emulator.kubesim.support import CRD_PATH, GROUP, PLURAL, VERSION, Gadgets, api_error, gadget
 
@@ -135,3 +137,15 @@ def test_initial_events_end_with_a_bookmark(gadgets: Gadgets, kubesim: KubesimSe
     assert events[0]["type"] == "ADDED"
     assert events[1]["type"] == "BOOKMARK"
     assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_a_watch_whose_client_left_is_dropped(kubesim: KubesimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kubesim_http, "IDLE_CHECK_INTERVAL", 0.1)
+    url = f"{kubesim.url}/api/v1/namespaces/default/configmaps"
+    with httpx.stream("GET", url, params={"watch": "true", "fieldSelector": "metadata.name=never"}, timeout=5) as r:
+        assert r.status_code == 200
+        assert kubesim.call(lambda: len(kubesim.sim.store._watchers)) == 1
+    deadline = time.monotonic() + 5
+    while kubesim.call(lambda: len(kubesim.sim.store._watchers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert kubesim.call(lambda: len(kubesim.sim.store._watchers)) == 0
