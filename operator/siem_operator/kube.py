@@ -44,6 +44,8 @@ class KubernetesApi:
     """:class:`KubeApi` over the ``kubernetes`` client: in-cluster config, else ``KUBECONFIG``."""
 
     def __init__(self, api_client: Any | None = None) -> None:
+        import os
+
         import kubernetes
 
         if api_client is None:
@@ -52,7 +54,9 @@ class KubernetesApi:
                 kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
                 api_client = kubernetes.client.ApiClient(configuration)
             except kubernetes.config.ConfigException:
-                api_client = kubernetes.config.new_client_from_config()  # type: ignore[no-untyped-call]
+                # KUBECONFIG as it is now: the package read it at import
+                api_client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=os.environ.get("KUBECONFIG") or None)
         self.api_client = api_client
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.custom = kubernetes.client.CustomObjectsApi(api_client)

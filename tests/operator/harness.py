@@ -62,6 +62,7 @@ class World:
     key_id: str
     hec_token: str
     private_key: str
+    oci_config: dict[str, Any]
 
     @property
     def objects(self) -> Any:
@@ -172,4 +173,5 @@ def world(kubesim: KubesimServer, kubesim_env: dict[str, str], kubesim_client: A
     core.create_namespaced_secret(NAMESPACE, secret_body("splunk-hec", {"token": token}))
     return World(kubesim=kubesim, ocisim=ocisim, control=ocisim_control, api_client=kubesim_client,
                 tenancy_id=str(ocisim_control.tenancy()["tenancyId"]), compartment_id=compartment,
-                vault_id=vault["vaultId"], key_id=vault["keyId"], hec_token=token, private_key=private_key)
+                vault_id=vault["vaultId"], key_id=vault["keyId"], hec_token=token, private_key=private_key,
+                 oci_config=oci_config)

@@ -1,0 +1,166 @@
+"""The kopf handlers: thin. Each turns the body into a :class:`~siem_operator.reconciler.PipelineObject`,
+calls the :class:`~siem_operator.reconciler.Reconciler` (kept in kopf's ``memo``), posts its Events and
+tells kopf what happens next:
+
+- create / update / resume → reconcile; waiting for OCI (CREATING, a dependency) → ``TemporaryError`` with
+  the delay, so no worker is blocked; a spec that must change → ``PermanentError`` (``Synced=False``, a
+  Warning Event, no retry until the spec changes); an immutable change is reported by condition only.
+- a timer (``SIEM_OPERATOR_DRIFT_INTERVAL`` seconds, default 300) re-observes every child and repairs what
+  was deleted or changed outside the operator, with an Event per repair; it skips objects whose current
+  generation was found invalid, and objects a reconcile is already working on.
+- delete → the finalizer ``siem.ocisiem.io/finalizer`` stays until every child is confirmed gone (reverse
+  order); with ``deletionPolicy: Retain`` the children are left and an Event lists them.
+
+Settings (environment): ``SIEM_OPERATOR_DRIFT_INTERVAL`` (read at import), ``SIEM_OPERATOR_REQUEUE_SECONDS``,
+``SIEM_OPERATOR_PEERING`` (a peering name; unset: standalone), ``SIEM_OPERATOR_POST_KOPF_EVENTS``
+(true/false: kopf's own handler Events), ``SIEM_OPERATOR_WORKERS``, ``SIEM_OPERATOR_HEALTH`` (true/false).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any, Final
+
+import kopf
+
+from siem_operator.clients import FactoryCache
+from siem_operator.conditions import SYNCED
+from siem_operator.errors import ErrorKind
+from siem_operator.kube import KubernetesApi
+from siem_operator.reconciler import PipelineObject, Reconciler, Result, Settings
+from siem_operator.spec import GROUP, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
+
+FINALIZER: Final = f"{GROUP}/finalizer"
+ENV_DRIFT_INTERVAL: Final = "SIEM_OPERATOR_DRIFT_INTERVAL"
+ENV_REQUEUE: Final = "SIEM_OPERATOR_REQUEUE_SECONDS"
+ENV_PEERING: Final = "SIEM_OPERATOR_PEERING"
+ENV_POST_KOPF_EVENTS: Final = "SIEM_OPERATOR_POST_KOPF_EVENTS"
+ENV_WORKERS: Final = "SIEM_OPERATOR_WORKERS"
+ENV_HEALTH: Final = "SIEM_OPERATOR_HEALTH"
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def _bool_env(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise ValueError(f"{name}={raw!r}: expected true or false")
+    return raw == "true"
+
+
+DRIFT_INTERVAL: Final = _float_env(ENV_DRIFT_INTERVAL, 300.0)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration")
+    settings.posting.enabled = _bool_env(ENV_POST_KOPF_EVENTS, True)
+    peering = os.environ.get(ENV_PEERING, "").strip()
+    settings.peering.standalone = not peering
+    if peering:
+        settings.peering.name = peering
+    workers = int(_float_env(ENV_WORKERS, 8))
+    settings.execution.max_workers = workers
+    requeue = _float_env(ENV_REQUEUE, 10.0)
+    settings.networking.error_backoffs = [min(requeue, 1.0), requeue, requeue * 3]
+    if "reconciler" not in memo:
+        memo.reconciler = Reconciler(KubernetesApi(), FactoryCache(),
+                                     Settings(requeue_seconds=requeue, read_health=_bool_env(ENV_HEALTH, True)))
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: the service account; elsewhere: ``KUBECONFIG`` as it is now (the ``kubernetes`` package reads
+    it once, at import, which is too early for a process that sets it later)."""
+    login_with = (kopf.login_with_service_account if os.environ.get("KUBERNETES_SERVICE_HOST")
+                  else kopf.login_with_kubeconfig)
+    info: kopf.ConnectionInfo | None = login_with(**kwargs)
+    return info
+
+
+@kopf.on.cleanup()
+def close(memo: kopf.Memo, **_: Any) -> None:
+    reconciler: Reconciler | None = memo.get("reconciler")
+    if reconciler is not None:
+        reconciler.factories.close()
+        kube = reconciler.kube
+        if isinstance(kube, KubernetesApi):
+            kube.close()
+
+
+@kopf.on.probe(id="factories")
+def factories(memo: kopf.Memo, **_: Any) -> int:
+    reconciler: Reconciler | None = memo.get("reconciler")
+    return len(reconciler.factories) if reconciler is not None else 0
+
+
+def _post(body: kopf.Body, result: Result) -> None:
+    for event in result.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> dict[str, Any]:
+    reconciler: Reconciler = memo.reconciler
+    result = reconciler.reconcile(PipelineObject.from_body(body), trigger="change", attempt=retry + 1)
+    _post(body, result)
+    if result.terminal and result.error is not None:
+        raise kopf.PermanentError(result.message)
+    if result.requeue_after is not None:
+        raise kopf.TemporaryError(result.message or "waiting for OCI", delay=result.requeue_after)
+    return {"outcome": result.outcome}
+
+
+def _invalid_now(body: Mapping[str, Any]) -> bool:
+    """The current generation was reported invalid: a timer would only find that again."""
+    meta = body.get("metadata") or {}
+    for cond in (body.get("status") or {}).get("conditions") or []:
+        if (cond.get("type") == SYNCED and cond.get("reason") == ErrorKind.INVALID_SPEC.value
+                and cond.get("observedGeneration") == meta.get("generation")):
+            return True
+    return False
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)
+def drift(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    obj = PipelineObject.from_body(body)
+    if obj.deleting or _invalid_now(body):
+        return
+    reconciler: Reconciler = memo.reconciler
+    result = reconciler.reconcile(obj, trigger="drift", wait=False)
+    _post(body, result)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+def delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    reconciler: Reconciler = memo.reconciler
+    obj = PipelineObject.from_body(body)
+    result = reconciler.reconcile(obj, trigger="delete", attempt=retry + 1)
+    _post(body, result)
+    if result.released:
+        reconciler.forget(obj.uid)
+        return
+    delay = result.requeue_after or reconciler.settings.requeue_seconds
+    raise kopf.TemporaryError(result.message or "waiting for OCI to confirm deletions", delay=delay)
