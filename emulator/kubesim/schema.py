@@ -7,9 +7,11 @@ uniqueness) and then the ``x-kubernetes-validations`` CEL rules are evaluated wi
 (``self``; ``oldSelf`` on update only, transition rules skipped on create). Messages and field
 paths follow the API server's wording so that kubectl prints the same lines.
 
-Not emulated: the Kubernetes CEL extension libraries (``lowerAscii``, ``split``, quantities, …:
-a rule using them fails to compile and is reported as such), cost budgets, ``messageExpression``,
-``optionalOldSelf``, ``format`` checks beyond a few common ones.
+Of the Kubernetes CEL extension libraries only the common string functions are provided
+(``lowerAscii``, ``upperAscii``, ``trim``, ``split``, ``replace``, ``indexOf``, ``lastIndexOf``,
+``substring``, ``charAt``, ``join``). Not emulated: the others (quantities, URLs, IPs, sets, regex
+``find``: a rule using them is reported as an evaluation error), cost budgets,
+``messageExpression``, ``optionalOldSelf``, ``format`` checks beyond a few common ones.
 """
 
 from __future__ import annotations
@@ -346,13 +348,45 @@ def _walk_cel(new: Any, old: Any, schema: dict[str, Any], path: str, causes: lis
 _programs: dict[str, Any] = {}
 
 
+def _k8s_strings() -> dict[str, Any]:
+    """The string functions of the Kubernetes CEL library that rules use most (method-call syntax)."""
+    from celpy import celtypes
+
+    def text(value: Any) -> Any:
+        return celtypes.StringType(value)
+
+    def split(value: Any, sep: Any, limit: Any = -1) -> Any:
+        count = int(limit)
+        parts = [] if count == 0 else str(value).split(str(sep), count - 1 if count > 0 else -1)
+        return celtypes.ListType([text(p) for p in parts])
+
+    def replace(value: Any, old: Any, new: Any, count: Any = -1) -> Any:
+        return text(str(value).replace(str(old), str(new), int(count)))
+
+    def substring(value: Any, start: Any, end: Any = None) -> Any:
+        return text(str(value)[int(start):None if end is None else int(end)])
+
+    def join(items: Any, sep: Any = "") -> Any:
+        return text(str(sep).join(str(i) for i in items))
+
+    return {
+        "lowerAscii": lambda v: text(str(v).lower()),
+        "upperAscii": lambda v: text(str(v).upper()),
+        "trim": lambda v: text(str(v).strip()),
+        "indexOf": lambda v, sub, start=0: celtypes.IntType(str(v).find(str(sub), int(start))),
+        "lastIndexOf": lambda v, sub: celtypes.IntType(str(v).rfind(str(sub))),
+        "charAt": lambda v, i: text(str(v)[int(i):int(i) + 1]),
+        "split": split, "replace": replace, "substring": substring, "join": join,
+    }
+
+
 def _program(rule: str) -> Any:
     program = _programs.get(rule)
     if program is None:
         import celpy  # imported lazily: only CRDs with rules need it
 
         env = celpy.Environment()
-        program = env.program(env.compile(rule))
+        program = env.program(env.compile(rule), functions=_k8s_strings())
         _programs[rule] = program
     return program
 
