@@ -11,6 +11,7 @@ request body formats kubectl sends (JSON, YAML, protobuf for a few built-ins) an
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import json
 import logging
@@ -156,12 +157,15 @@ class KubeSim(kmock.KubernetesEmulator):
         if method == "GET" and query.get("watch") in ("true", "1"):
             return await self._watch(raw, rtype, target, query, accept)
         if method == "GET" and target.name is None:
-            items = store.list_objects(rtype, target.namespace, query)
+            items, list_meta = self._page(store.list_objects(rtype, target.namespace, query), query)
             if tables.wants_table(accept):
-                return self._json(tables.table(rtype, items, resource_version=str(store.resource_version),
-                                               include_object=query.get("includeObject", "Metadata")))
+                table = tables.table(rtype, items, resource_version=str(store.resource_version),
+                                     include_object=query.get("includeObject", "Metadata"))
+                table["metadata"].update(list_meta)
+                return self._json(table)
             return self._json({"kind": f"{rtype.kind}List", "apiVersion": rtype.api_version,
-                               "metadata": {"resourceVersion": str(store.resource_version)}, "items": items})
+                               "metadata": {"resourceVersion": str(store.resource_version), **list_meta},
+                               "items": items})
         if method == "GET":
             assert target.name is not None
             obj = store.view(rtype, store.get_stored(rtype, target.namespace, target.name))
@@ -185,6 +189,23 @@ class KubeSim(kmock.KubernetesEmulator):
         if method == "DELETE":
             return self._json(store.delete_collection(rtype, target.namespace, query))
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    @staticmethod
+    def _page(items: list[dict[str, Any]], query: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """``limit`` and ``continue``: items are ordered by (namespace, name); the token names the last one."""
+        token = query.get("continue")
+        if token:
+            try:
+                after = tuple(json.loads(base64.urlsafe_b64decode(token.encode())))
+            except ValueError as exc:
+                raise ApiError(410, "Expired", "the provided continue parameter is not valid") from exc
+            items = [i for i in items if (i["metadata"].get("namespace", ""), i["metadata"]["name"]) > after]
+        limit = int(query.get("limit") or 0)
+        if limit <= 0 or len(items) <= limit:
+            return items, {}
+        page, last = items[:limit], items[limit - 1]["metadata"]
+        cursor = json.dumps([last.get("namespace", ""), last["name"]]).encode()
+        return page, {"continue": base64.urlsafe_b64encode(cursor).decode(), "remainingItemCount": len(items) - limit}
 
     def _static(self, path: str) -> aiohttp.web.Response | None:
         if path == "/version":

@@ -277,7 +277,10 @@ class Store:
             meta.pop("namespace", None)
         if not meta.get("name"):
             if meta.get("generateName"):
-                meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+                for _ in range(10):  # the server retries a generated name that is taken
+                    meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+                    if self.find(rtype, namespace, meta["name"]) is None:
+                        break
             else:
                 raise self._invalid(rtype, "", [schema.Cause("FieldValueRequired", "metadata.name",
                                                              "Required value: name or generateName is required")])

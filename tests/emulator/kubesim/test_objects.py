@@ -272,3 +272,21 @@ def test_dry_run_persists_nothing(gadgets: Gadgets) -> None:
     dry = gadgets.create(gadget("g1"), dry_run="All")
     assert dry["metadata"]["name"] == "g1"
     assert api_error(gadgets.get, "g1").status == 404
+
+
+def test_lists_page_with_limit_and_continue(gadgets: Gadgets) -> None:
+    for index in range(7):
+        gadgets.create(gadget(f"g{index}"))
+    names: list[str] = []
+    token = None
+    pages = 0
+    while True:
+        page = gadgets.list(limit=3, _continue=token) if token else gadgets.list(limit=3)
+        names += [item["metadata"]["name"] for item in page["items"]]
+        pages += 1
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+        assert page["metadata"]["remainingItemCount"] == 7 - len(names)
+    assert pages == 3
+    assert names == [f"g{index}" for index in range(7)]
