@@ -207,7 +207,8 @@ class Fanout:
         refreshed = self.state.refresh(now, dt.timedelta(hours=self.config.state_refresh_hours))
         schedule = plan(pairs, self.state.pair_states(pairs), now, self.config.window_policy())
         self._initialize(schedule, now)
-        items = [WorkItem.of(pair, window, run=run) for pair, window in schedule.items]
+        items = [WorkItem.of(pair, window, run=run, range_end=self._range_end(schedule, pair, window.track))
+                 for pair, window in schedule.items]
         requests = self._enqueue(items, run)
         self._health(now, pairs, schedule, len(items), requests)
         result = FanoutResult(run=run, regions=regions, compartments=len(compartments), pairs=len(pairs),
@@ -216,6 +217,13 @@ class Fanout:
                               work_items=len(items), fetch_requests=requests, state_refreshed=refreshed)
         log.info("fanout %s", result.as_log())
         return result
+
+    def _range_end(self, schedule: Plan, pair: PairKey, track: str) -> dt.datetime | None:
+        if track != "backfill":
+            return None
+        init = schedule.initial.get(pair)
+        backfill = init.backfill if init is not None and init.backfill is not None else self.state.backfill(pair)
+        return backfill.end if backfill is not None else None
 
     def _initialize(self, schedule: Plan, now: dt.datetime) -> None:
         records: dict[str, dict[str, Any] | None] = {}

@@ -3,23 +3,26 @@
 Given a :class:`~siem_pipeline.workitems.FetchRequest` (partition, offsets ``first``..``last``, both
 inclusive), fetch reads exactly those messages of the work stream, and for each work item:
 
-1. skips it if its track already went past the window (a re-delivered request: nothing to redo);
-2. pages Audit ``ListEvents`` for the window (:class:`~siem_pipeline.audit_source.AuditSource`,
+1. pages Audit ``ListEvents`` for the window (:class:`~siem_pipeline.audit_source.AuditSource`,
    429/5xx retried), keeps the event types the config wants, and puts each page's events on the
    events stream (key: the eventId, so partitions fill evenly; value: the event's JSON as Audit
    returned it) before reading the next page. Events too large for a stream message go to the
    dead-letter stream (the export's record shape, ``reason`` ``EventTooLarge: …``, the Audit window
    as ``source``, the event's first 900 KB as ``eventTruncated``), or fail the window when there is
    no dead-letter stream;
-3. only when every page is durably in the stream, advances the track in the state stream: the live
-   watermark to ``max(watermark, end)`` if the window starts at or before the recorded watermark
-   (contiguous), the backfill record's ``next`` to ``end`` if the window starts at or before it. A
-   watermark therefore never moves backwards and never jumps over a window that was not written.
+2. only when every page is durably in the stream, records the window's end in the state stream:
+   the live watermark, or the backfill record's ``next`` (with the range end the item carries).
+
+Fetch never reads the state stream (which may be large): it does not need to. A window starts at a
+value fanout read from the state, so "everything before ``start`` is in" was already true, and once
+the window is in, "everything before ``end``" is; the state keeps the highest value of a watermark
+(:func:`siem_pipeline.state.merge`), so a late or repeated fetch writing an older ``end`` never moves
+it back, and no write ever jumps over a window that was not written.
 
 A window that fails (after the client's retries) does not stop the others. It is re-enqueued on the
 work stream with ``attempt + 1`` and announced in a new fetch request; after ``item_max_attempts`` the
-invocation raises :class:`FetchFailed` once the rest is done, so ONS redelivers the request (windows
-already done are skipped then). Finally ``health/fetch/<region>`` records are written and, if events
+invocation raises :class:`FetchFailed` once the rest is done, so ONS redelivers the request. Finally
+``health/fetch/<region>`` (and ``health/fetch-errors/<region>``) records are written and, if events
 were written, the export topic is signalled.
 
 A crash anywhere is recovered by running again: events already put are put again (at-least-once;
@@ -67,6 +70,14 @@ PUT_CHUNK = 2_000
 MAX_DLQ_EVENT_TEXT = 900_000
 
 
+def describe(exc: BaseException) -> str:
+    """A short, credential-free line for logs and health: OCI errors by status, code and request id."""
+    if isinstance(exc, oci.exceptions.ServiceError):
+        return (f"{type(exc).__name__} {exc.status} {exc.code}: {exc.message} "
+                f"({exc.operation_name}, opc-request-id {exc.request_id})")[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
 class FetchFailed(RuntimeError):
     """Some windows failed every attempt; the request should be delivered again."""
 
@@ -74,7 +85,7 @@ class FetchFailed(RuntimeError):
 @dataclasses.dataclass
 class ItemOutcome:
     item: WorkItem
-    status: str  # done | skipped | retried | failed
+    status: str  # done | retried | failed
     events: int = 0
     dead_lettered: int = 0
     error: str | None = None
@@ -101,7 +112,7 @@ class FetchResult:
     def as_log(self) -> dict[str, Any]:
         return {"partition": self.request.partition, "first": self.request.first, "last": self.request.last,
                 "read": self.read, "malformed": self.malformed, "done": self.count("done"),
-                "skipped": self.count("skipped"), "retried": self.count("retried"), "failed": self.count("failed"),
+                "retried": self.count("retried"), "failed": self.count("failed"),
                 "events": self.events, "deadLettered": self.dead_lettered}
 
 
@@ -165,7 +176,6 @@ class Fetcher:
     def run(self, request: FetchRequest) -> FetchResult:
         result = FetchResult(request)
         items = self.read_items(request, result)
-        self.state.load()
         for item in items:
             result.outcomes.append(self._process(item))
         limit = self.config.item_max_attempts
@@ -202,8 +212,6 @@ class Fetcher:
         return result
 
     def _process(self, item: WorkItem) -> ItemOutcome:
-        if self._already_done(item):
-            return ItemOutcome(item, "skipped")
         outcome = ItemOutcome(item, "done")
         try:
             for page in self.source.pages(item.region, item.compartment_id, item.window):
@@ -214,17 +222,10 @@ class Fetcher:
                     outcome.dead_lettered += dead
             self._advance(item, outcome.events)
         except Exception as exc:  # noqa: BLE001 - one window's failure must not stop the others; reported below
+            outcome.status, outcome.error = "failed", describe(exc)
             log.error("window %s %s [%s, %s) attempt %d failed: %s", item.region, item.compartment_id,
-                      format_time(item.start), format_time(item.end), item.attempt, exc)
-            outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+                      format_time(item.start), format_time(item.end), item.attempt, outcome.error)
         return outcome
-
-    def _already_done(self, item: WorkItem) -> bool:
-        if item.track == "live":
-            watermark = self.state.watermark(item.pair)
-            return watermark is not None and watermark >= item.end
-        backfill = self.state.backfill(item.pair)
-        return backfill is not None and backfill.next >= item.end
 
     def _put_events(self, item: WorkItem, events: list[dict[str, Any]]) -> tuple[int, int]:
         messages: list[tuple[bytes | None, bytes]] = []
@@ -269,27 +270,16 @@ class Fetcher:
         self.dlq.put(records)
 
     def _advance(self, item: WorkItem, events: int) -> None:
-        """Move the item's track over its window, only forward and only contiguously."""
+        """Record that everything before the window's end is in (see the module docstring)."""
         pair, now = item.pair, self.clock()
         if item.track == "live":
-            current = self.state.watermark(pair)
-            if current is not None and item.start > current:
-                log.warning("window %s [%s, %s) done but the watermark is at %s: not advanced (the gap is "
-                            "fetched by the next fanout)", pair, format_time(item.start), format_time(item.end),
-                            format_time(current))
-                return
-            if current is None or item.end > current:
-                self.state.put({watermark_key(pair): watermark_record(pair, item.end, now,
-                                                                      window=(item.start, item.end), events=events)})
+            self.state.put({watermark_key(pair): watermark_record(pair, item.end, now,
+                                                                  window=(item.start, item.end), events=events)})
             return
-        backfill = self.state.backfill(pair)
-        if backfill is None or item.start > backfill.next:
-            log.warning("backfill window %s [%s, %s) done but the backfill record is %s: not advanced", pair,
-                        format_time(item.start), format_time(item.end), backfill)
-            return
-        if item.end > backfill.next:
-            updated = BackfillRange(min(item.end, backfill.end), backfill.end)
-            self.state.put({backfill_key(pair): backfill_record(pair, updated, now)})
+        if item.range_end is None:
+            raise MalformedMessage(f"backfill work item for {pair} without its rangeEnd: cannot record progress")
+        updated = BackfillRange(min(item.end, item.range_end), item.range_end)
+        self.state.put({backfill_key(pair): backfill_record(pair, updated, now)})
 
     def _requeue(self, items: list[WorkItem]) -> None:
         run = f"fetch-retry-{uuid.uuid4().hex[:8]}"
@@ -308,22 +298,23 @@ class Fetcher:
         for region in sorted({o.item.region for o in result.outcomes}):
             outcomes = [o for o in result.outcomes if o.item.region == region]
             done = [o for o in outcomes if o.status == "done"]
-            fields: dict[str, Any] = {"region": region, "windows": len(done), "events": sum(o.events for o in done),
-                                      "deadLettered": sum(o.dead_lettered for o in outcomes),
-                                      "failedWindows": sum(1 for o in outcomes if o.status in ("failed", "retried")),
-                                      "lastWindow": None, "lastSuccess": None}
-            previous = self.state.get(f"health/fetch/{region}") or {}
+            failed = [o for o in outcomes if o.status in ("failed", "retried")]
             if done:
                 last = max(done, key=lambda o: o.item.end).item
-                fields["lastWindow"] = {"compartmentId": last.compartment_id, "start": format_time(last.start),
-                                        "end": format_time(last.end), "track": last.track}
-                fields["lastSuccess"] = format_time(now)
-            else:
-                fields["lastWindow"] = previous.get("lastWindow")
-                fields["lastSuccess"] = previous.get("lastSuccess")
-            records[f"health/fetch/{region}"] = health_record("fetch", now, **fields)
+                records[f"health/fetch/{region}"] = health_record(
+                    "fetch", now, region=region, windows=len(done), events=sum(o.events for o in done),
+                    deadLettered=sum(o.dead_lettered for o in done), lastSuccess=format_time(now),
+                    lastWindow={"compartmentId": last.compartment_id, "start": format_time(last.start),
+                                "end": format_time(last.end), "track": last.track})
+            if failed:
+                worst = failed[-1]
+                records[f"health/fetch-errors/{region}"] = health_record(
+                    "fetch", now, region=region, failedWindows=len(failed),
+                    requeued=sum(1 for o in failed if o.status == "retried"),
+                    lastError={"compartmentId": worst.item.compartment_id, "start": format_time(worst.item.start),
+                               "end": format_time(worst.item.end), "track": worst.item.track,
+                               "attempt": worst.item.attempt, "error": worst.error})
         self.state.put(records)
-
 
 def core(invocation: Invocation, factory: OciClientFactory, *, clock: Clock | None = None) -> Mapping[str, Any]:
     """The fetch function's core for :func:`siem_pipeline.fn.handle`: the body is the ONS message, a fetch

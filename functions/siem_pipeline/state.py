@@ -2,7 +2,12 @@
 
 Every record is one stream message: the **key** is the UTF-8 record key, the **value** a JSON object
 (``null`` is a tombstone). The state of a key is its latest record: Streaming places a key on one
-partition (hash of the key) and keeps a partition in order, so "latest" is "highest offset". Reading
+partition (hash of the key) and keeps a partition in order, so "latest" is "highest offset". Except
+for the two progress keys, ``watermark/…`` and ``backfill/…``: their state is the record with the
+**highest** ``watermark`` (``next``), a grow-only register (:func:`merge`). Every value ever written
+there is true ("everything before it is in the events stream"), so the highest one is too, and no
+writer needs to read before it writes: a late or repeated fetch that appends an older value cannot
+move a watermark back. Reading
 (:meth:`StateStore.load`) scans every partition from the trim horizon, and refuses to go on if the
 stream has more partitions than it was told (``SIEM_STATE_STREAM_PARTITIONS``); writing is a PutMessages with
 the key (:class:`~siem_pipeline.producer.StreamProducer`, failed entries retried, errors raised).
@@ -38,10 +43,16 @@ sees the pair, then by fetch after each window)::
 
     {"type": "health", "component": "fetch", "version": 1, "updated": "…Z", "region": "…",
      "lastWindow": {"compartmentId": "…", "start": "…Z", "end": "…Z", "track": "live"},
-     "lastSuccess": "…Z", "windows": 3, "events": 5120, "failedWindows": 0}
+     "lastSuccess": "…Z", "windows": 3, "events": 5120, "deadLettered": 0}
 
-``windows``/``events``/``failedWindows`` count that invocation (not cumulative: concurrent invocations
-would race on a running total).
+``health/fetch-errors/<region>`` (fetch, after each invocation where windows of the region failed)::
+
+    {"type": "health", "component": "fetch", "version": 1, "updated": "…Z", "region": "…",
+     "failedWindows": 1, "requeued": 1,
+     "lastError": {"compartmentId": "…", "start": "…Z", "end": "…Z", "track": "live", "attempt": 0,
+                   "error": "TransientServiceError: …"}}
+
+Counts are those of one invocation (not cumulative: concurrent invocations would race on a total).
 
 ``health/export/<name>`` belongs to the export side (counts exported and dead-lettered); any
 ``health/…`` key is read and rewritten by the same rules. ``meta/refresh`` marks the last refresh::
@@ -54,15 +65,14 @@ a backfill record that is done never changes) is never trimmed away, :meth:`Stat
 rewrites every live key when the last refresh is older than ``refresh_every`` (default 6 h; fanout
 calls it every run). Keep ``refresh_every`` well under the state stream's retention (make that 168 h):
 a key is lost only if no fanout ran for longer than the retention, and a lost watermark makes its
-pair start over from "now" (its history then needs a backfill). A refresh that races a writer can
-put back an older value: a watermark only ever moves back that way, which repeats a window
-(duplicates, deduplicated by eventId downstream), never skips one.
+pair start over from "now" (its history then needs a backfill). A refresh that races a writer may
+append an older value after a newer one: the highest still wins.
 
-**Concurrency.** There is no compare-and-set on a stream. Each key has one writer at a time by
-construction: fanout writes a pair's records only when the pair has none, fetch writes the live
-watermark after the pair's single live window of a run and the backfill record after its single
-backfill chunk. Fetch moves a watermark only forward and only over a contiguous range (see
-:mod:`siem_pipeline.fetch`).
+**Concurrency.** There is no compare-and-set on a stream, and none is needed: fanout writes a
+pair's records only when the pair has none (its first window starts at what it writes); fetch
+writes a window's end only after the window's events are in, and a window always starts at a value
+fanout read from this state, so each value written extends a true one (see :mod:`siem_pipeline.fetch`);
+the highest wins on read. A refresh rewrites the current (highest) values.
 """
 
 from __future__ import annotations
@@ -112,6 +122,27 @@ def health_record(component: str, now: dt.datetime, **fields: Any) -> dict[str, 
     return {"type": "health", "component": component, "version": VERSION, "updated": format_time(now), **fields}
 
 
+def _time_of(record: dict[str, Any] | None, field: str) -> dt.datetime | None:
+    try:
+        return parse_time(record[field]) if record and record.get(field) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def merge(key: str, old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """The state of ``key`` after ``new`` was appended: the highest watermark (or backfill ``next``) of a
+    pair wins, so an older value written late never moves it back; any other key takes the latest."""
+    if old is None:
+        return new
+    field = "watermark" if key.startswith("watermark/") else "next" if key.startswith("backfill/") else None
+    if field is None:
+        return new
+    before, after = _time_of(old, field), _time_of(new, field)
+    if before is not None and (after is None or after < before):
+        return old
+    return new
+
+
 class StateStore:
     """The state stream of one pipeline: load once, read from memory, write through."""
 
@@ -146,7 +177,7 @@ class StateStore:
                 if value is None:
                     records.pop(key, None)
                 elif isinstance(value, dict):
-                    records[key] = value
+                    records[key] = merge(key, records.get(key), value)
         self._check_partition_count()
         log.debug("state stream %s: %d records, %d keys", self.stream_id, scanned, len(records))
         self.records, self.loaded = records, True
@@ -202,7 +233,7 @@ class StateStore:
             if value is None:
                 self.records.pop(key, None)
             else:
-                self.records[key] = value
+                self.records[key] = merge(key, self.records.get(key), value)
 
     def refresh(self, now: dt.datetime, every: dt.timedelta = DEFAULT_REFRESH_EVERY) -> bool:
         """Rewrite every live key if the last refresh is older than ``every``; True if it did."""

@@ -5,8 +5,12 @@ A **work item** is one window of one (region, compartment), a JSON message on th
     {"v": 1, "region": "us-ashburn-1", "compartmentId": "ocid1.compartment…",
      "start": "2026-03-02T10:00:00Z", "end": "2026-03-02T10:05:00Z",   # [start, end)
      "track": "live",        # or "backfill"
+     "rangeEnd": null,       # backfill: the end of the pair's backfill range (fetch records it)
      "attempt": 0,           # 0 from fanout; fetch re-enqueues a failed item with attempt + 1
      "run": "fanout-…"}      # the fanout run (or fetch retry) that wrote it, for tracing
+
+``start`` is always a value fanout read from the state stream (the watermark, or the backfill
+record's ``next``): fetch relies on it to advance the state without reading it.
 
 A **fetch request** is what fanout publishes on the fetch topic: never data, only where the items are,
 one partition and an offset range, **both ends inclusive** (``first`` is the first item's offset,
@@ -52,10 +56,14 @@ class WorkItem:
     track: Track = "live"
     attempt: int = 0
     run: str = ""
+    #: backfill items: where the pair's backfill range ends
+    range_end: dt.datetime | None = None
 
     @classmethod
-    def of(cls, pair: PairKey, window: Window, *, run: str = "", attempt: int = 0) -> WorkItem:
-        return cls(pair.region, pair.compartment_id, window.start, window.end, window.track, attempt, run)
+    def of(cls, pair: PairKey, window: Window, *, run: str = "", attempt: int = 0,
+           range_end: dt.datetime | None = None) -> WorkItem:
+        return cls(pair.region, pair.compartment_id, window.start, window.end, window.track, attempt, run,
+                   range_end)
 
     @property
     def pair(self) -> PairKey:
@@ -68,6 +76,7 @@ class WorkItem:
     def to_json(self) -> bytes:
         return orjson.dumps({"v": VERSION, "region": self.region, "compartmentId": self.compartment_id,
                              "start": format_time(self.start), "end": format_time(self.end), "track": self.track,
+                             "rangeEnd": format_time(self.range_end) if self.range_end else None,
                              "attempt": self.attempt, "run": self.run})
 
     @classmethod
@@ -81,8 +90,10 @@ class WorkItem:
             track = body.get("track", "live")
             if track not in ("live", "backfill"):
                 raise MalformedMessage(f"unknown track {track!r}")
+            range_end = parse_time(body["rangeEnd"]) if body.get("rangeEnd") else None
             item = cls(str(body["region"]), str(body["compartmentId"]), parse_time(body["start"]),
-                       parse_time(body["end"]), track, int(body.get("attempt", 0)), str(body.get("run", "")))
+                       parse_time(body["end"]), track, int(body.get("attempt", 0)), str(body.get("run", "")),
+                       range_end)
             item.window  # noqa: B018 - validates alignment and order
             return item
         except MalformedMessage:

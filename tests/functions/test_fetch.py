@@ -222,10 +222,13 @@ def test_crash_after_put_before_watermark_is_recovered_by_running_again(
     collected = pipeline.event_ids()
     assert sorted(set(collected)) == sorted(ids)
     assert len(collected) == 600  # at-least-once: the window twice
-    # once more: already done, nothing re-put
+    # a late redelivery of the same request: the window is put again, the watermark does not move back
+    ocisim_control.advance(600)
+    fanout.run(now(ocisim_control))
+    drain(pipeline, fetcher)  # [T0 - 5 min, T0 + 5 min): the watermark moves on
     again = fetcher.run(FetchRequest.from_message(body))
-    assert (again.count("skipped"), again.events) == (1, 0)
-    assert len(pipeline.event_ids()) == 600
+    assert (again.count("done"), again.events) == (1, 300)
+    assert read_state(pipeline, factory).watermark(pair) == T0 + 5 * MIN
 
 
 def test_a_window_never_fetched_again_is_issued_again_by_the_next_fanout(
@@ -289,8 +292,13 @@ def test_a_failed_window_is_requeued_with_its_attempt_then_fails_the_request(
     with pytest.raises(FetchFailed, match="us-phoenix-1"):  # second and last attempt
         fetcher.run(retry)
     assert pipeline.new_fetch_requests() == []
-    health = read_state(pipeline, factory).health()["health/fetch/us-phoenix-1"]
-    assert health["failedWindows"] == 1
+    health = read_state(pipeline, factory).health()
+    assert "health/fetch/us-phoenix-1" not in health  # nothing done there yet
+    errors = health["health/fetch-errors/us-phoenix-1"]
+    assert (errors["failedWindows"], errors["requeued"]) == (1, 0)
+    assert errors["lastError"]["attempt"] == 1
+    assert errors["lastError"]["error"].startswith("ServiceError 500 InternalServerError: Injected fault. (list_events")
+    assert health["health/fetch/us-ashburn-1"]["windows"] == 1
     # ONS redelivers the request; the fault is gone by then
     ocisim_control.clear_faults()
     fetcher.run(retry)

@@ -124,3 +124,26 @@ def test_a_wrong_partition_count_is_refused(factory: OciClientFactory, stream: A
     with pytest.raises(oci.exceptions.ServiceError, match="does not exist"):
         StateStore(client, stream.id, StreamProducer(client, stream.id), partitions=4).load()
     assert StateStore(client, stream.id, StreamProducer(client, stream.id), partitions=3).load() == {}
+
+
+def test_a_watermark_never_moves_back(factory: OciClientFactory, stream: Any) -> None:
+    """Watermark and backfill keys keep their highest value, whatever the order of the writes."""
+    writer = store(factory, stream)
+    pair = PAIRS[0]
+    writer.put({watermark_key(pair): watermark_record(pair, T0 + 10 * MIN, T0)})
+    writer.put({watermark_key(pair): watermark_record(pair, T0 + 5 * MIN, T0)})  # a late, older fetch
+    writer.put({backfill_key(pair): backfill_record(pair, BackfillRange(T0 - 30 * MIN, T0), T0)})
+    writer.put({backfill_key(pair): backfill_record(pair, BackfillRange(T0 - 50 * MIN, T0), T0)})
+    writer.put({"health/x": {"n": 2}})
+    writer.put({"health/x": {"n": 1}})  # other keys: the latest wins
+    assert writer.watermark(pair) == T0 + 10 * MIN
+    reader = store(factory, stream)
+    reader.load()
+    assert reader.watermark(pair) == T0 + 10 * MIN
+    assert reader.backfill(pair) == BackfillRange(T0 - 30 * MIN, T0)
+    assert reader.get("health/x") == {"n": 1}
+    # a tombstone resets a key
+    writer.put({watermark_key(pair): None})
+    writer.put({watermark_key(pair): watermark_record(pair, T0, T0)})
+    reader.load()
+    assert reader.watermark(pair) == T0
