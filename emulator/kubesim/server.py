@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import json
 import logging
 from typing import Any
@@ -27,7 +26,7 @@ from kmock._internal import rendering as kmock_rendering
 from kubesim import discovery, patching, protobuf, tables
 from kubesim.errors import ApiError
 from kubesim.registry import Registry, ResourceType
-from kubesim.store import EVENT_LOG_SIZE, Store
+from kubesim.store import EVENT_LOG_SIZE, Change, Store
 from kubesim.urls import Target, parse_path
 
 log = logging.getLogger("kubesim")
@@ -263,20 +262,27 @@ class KubeSim(kmock.KubernetesEmulator):
 
         # Subscribe, then take the snapshot or the backlog: nothing awaits in between, so nothing is lost.
         watcher = store.subscribe(rtype)
-        backlog: list[tuple[int, str, dict[str, Any]]] | None
+        backlog: list[Change] | None
         if since in ("", "0") or initial_end:
-            backlog = sorted(((int(obj["metadata"]["resourceVersion"]), "ADDED", copy.deepcopy(obj))
-                              for obj in store.stored_objects(rtype, namespace)), key=lambda e: e[0])
+            backlog = store.snapshot(rtype, namespace)
         else:
             backlog = store.changes_since(watcher, int(since))
 
-        def render(etype: str, obj: dict[str, Any]) -> bytes | None:
+        def render(change: Change) -> bytes | None:
+            obj = change.obj
             if namespace is not None and obj["metadata"].get("namespace") != namespace:
                 return None
             if name is not None and obj["metadata"]["name"] != name:
                 return None
             view = store.view(rtype, obj)
-            if not selected(view):
+            etype, now = change.type, selected(view)
+            if etype == "MODIFIED" and change.old is not None:
+                # An object that starts or stops matching the selectors is ADDED or DELETED for this watch.
+                before = selected(store.view(rtype, change.old))
+                if not now and not before:
+                    return None
+                etype = "MODIFIED" if now and before else "ADDED" if now else "DELETED"
+            elif not now:
                 return None
             shown = view
             if as_table:
@@ -295,9 +301,9 @@ class KubeSim(kmock.KubernetesEmulator):
                 await response.write(json.dumps({"type": "ERROR", "object": error.status()}).encode() + b"\n")
                 return response
             last_rv = int(since) if since.isdigit() else 0
-            for rv, etype, obj in backlog:
-                last_rv = max(last_rv, rv)
-                if (chunk := render(etype, obj)) is not None:
+            for change in backlog:
+                last_rv = max(last_rv, change.rv)
+                if (chunk := render(change)) is not None:
                     await response.write(chunk)
             if initial_end:
                 await response.write(self._bookmark(rtype, store.resource_version, initial_end=True))
@@ -310,7 +316,7 @@ class KubeSim(kmock.KubernetesEmulator):
         return response
 
     async def _follow(self, raw: aiohttp.web.BaseRequest, response: aiohttp.web.StreamResponse, rtype: ResourceType,
-                      queue: asyncio.Queue[tuple[int, str, dict[str, Any]] | None], render: Any, last_rv: int,
+                      queue: asyncio.Queue[Change | None], render: Any, last_rv: int,
                       timeout: float | None, bookmarks: bool) -> None:  # noqa: ASYNC109 - timeoutSeconds of the watch
         """Stream live changes until the timeout, the client leaves, or the server stops."""
         loop = asyncio.get_running_loop()
@@ -333,11 +339,10 @@ class KubeSim(kmock.KubernetesEmulator):
                 continue
             if item is None:
                 return
-            rv, etype, obj = item
-            if rv <= last_rv:
+            if item.rv <= last_rv:
                 continue
-            last_rv = rv
-            if (chunk := render(etype, obj)) is not None:
+            last_rv = item.rv
+            if (chunk := render(item)) is not None:
                 await response.write(chunk)
 
     @staticmethod

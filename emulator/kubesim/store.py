@@ -44,12 +44,22 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One change of one object: its resourceVersion, ADDED/MODIFIED/DELETED, the new and the previous state."""
+
+    rv: int
+    type: str
+    obj: dict[str, Any]
+    old: dict[str, Any] | None = None
+
+
 @dataclasses.dataclass
 class Watcher:
     """A watch's subscription: every change of its storage, in order, until ``None`` (closing)."""
 
     storage: tuple[str, str]
-    queue: asyncio.Queue[tuple[int, str, dict[str, Any]] | None]
+    queue: asyncio.Queue[Change | None]
 
 
 class Store:
@@ -63,8 +73,7 @@ class Store:
         self.keep_history = keep_history
         self.registry = registry
         self._rv = 0
-        self._log: collections.deque[tuple[int, tuple[str, str], str, dict[str, Any]]] = collections.deque(
-            maxlen=event_log_size)
+        self._log: collections.deque[tuple[tuple[str, str], Change]] = collections.deque(maxlen=event_log_size)
         self._watchers: list[Watcher] = []
         #: ownerReference uid → keys of the objects that name it (for garbage collection without a scan).
         self._dependants: dict[str, set[Any]] = collections.defaultdict(set)
@@ -139,15 +148,16 @@ class Store:
         self._rv += 1
         return str(self._rv)
 
-    def _emit(self, rtype: ResourceType, event_type: str, obj: dict[str, Any]) -> None:
+    def _emit(self, rtype: ResourceType, event_type: str, obj: dict[str, Any],
+              old: dict[str, Any] | None = None) -> None:
         storage = self.storage_of(rtype)
         skey = (storage.group, storage.plural)
-        rv = int(obj["metadata"]["resourceVersion"])
-        snapshot = copy.deepcopy(obj)
-        self._log.append((rv, skey, event_type, snapshot))
+        change = Change(int(obj["metadata"]["resourceVersion"]), event_type, copy.deepcopy(obj),
+                        copy.deepcopy(old) if old is not None else None)
+        self._log.append((skey, change))
         for watcher in self._watchers:
             if watcher.storage == skey:
-                watcher.queue.put_nowait((rv, event_type, snapshot))
+                watcher.queue.put_nowait(change)
 
     def view(self, rtype: ResourceType, stored: dict[str, Any]) -> dict[str, Any]:
         """The stored object as the requested API version shows it."""
@@ -490,7 +500,7 @@ class Store:
             self._finalize(storage, new)
             return new, 200
         self._write(storage, new)
-        self._emit(storage, "MODIFIED", new)
+        self._emit(storage, "MODIFIED", new, current)
         if rtype.key == CRD_KEY:
             self._register_crd(new)
         return new, 200
@@ -544,7 +554,7 @@ class Store:
             marked.setdefault("status", {})["phase"] = "Terminating"
         marked["metadata"]["resourceVersion"] = self._next_rv()
         self._write(rtype, marked)
-        self._emit(rtype, "MODIFIED", marked)
+        self._emit(rtype, "MODIFIED", marked, current)
         if rtype.key == NAMESPACE_KEY:
             self._cascade_namespace(marked["metadata"]["name"])
         elif rtype.key == CRD_KEY:
@@ -661,16 +671,21 @@ class Store:
         if watcher in self._watchers:
             self._watchers.remove(watcher)
 
-    def changes_since(self, watcher: Watcher, since: int) -> list[tuple[int, str, dict[str, Any]]] | None:
+    def changes_since(self, watcher: Watcher, since: int) -> list[Change] | None:
         """The logged changes after ``since`` for the watcher's storage, or None if they are no longer kept."""
-        oldest = self._log[0][0] if self._log else self._rv + 1
+        oldest = self._log[0][1].rv if self._log else self._rv + 1
         if since < oldest - 1 and since < self._rv:
             return None
-        return [(rv, etype, obj) for rv, skey, etype, obj in self._log if skey == watcher.storage and rv > since]
+        return [change for skey, change in self._log if skey == watcher.storage and change.rv > since]
+
+    def snapshot(self, rtype: ResourceType, namespace: str | None) -> list[Change]:
+        """The current objects as ADDED changes, oldest first (the start of a watch without a resourceVersion)."""
+        return sorted((Change(int(obj["metadata"]["resourceVersion"]), "ADDED", copy.deepcopy(obj))
+                       for obj in self.stored_objects(rtype, namespace)), key=lambda change: change.rv)
 
     @property
     def oldest_resource_version(self) -> int:
-        return self._log[0][0] if self._log else self._rv
+        return self._log[0][1].rv if self._log else self._rv
 
     def close(self) -> None:
         for watcher in list(self._watchers):

@@ -149,3 +149,18 @@ def test_a_watch_whose_client_left_is_dropped(kubesim: KubesimServer, monkeypatc
     while kubesim.call(lambda: len(kubesim.sim.store._watchers)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert kubesim.call(lambda: len(kubesim.sim.store._watchers)) == 0
+
+
+def test_objects_entering_and_leaving_a_selector_are_added_and_deleted(gadgets: Gadgets) -> None:
+    listed = gadgets.list()
+    gadgets.create({**gadget("g1"), "metadata": {"name": "g1", "labels": {"app": "x"}}})
+    gadgets.patch("g1", {"metadata": {"labels": {"app": "y"}}})
+    gadgets.patch("g1", {"spec": {"size": 2}})  # not matching before or after: not shown
+    gadgets.patch("g1", {"metadata": {"labels": {"app": "x"}}})
+    seen = []
+    for event in stream(gadgets, resource_version=listed["metadata"]["resourceVersion"], label_selector="app=x",
+                        timeout_seconds=1):
+        seen.append((event["type"], event["object"]["metadata"]["labels"]["app"]))
+        if len(seen) == 3:
+            break
+    assert seen == [("ADDED", "x"), ("DELETED", "y"), ("ADDED", "x")]
