@@ -43,7 +43,8 @@ variable                               default     meaning
 ``SIEM_ITEM_MAX_ATTEMPTS``             3           attempts of one work item before fetch fails the request
 ``SIEM_AUDIT_RETRY_SECONDS``           60          longest retrying of one ListEvents page (429/5xx)
 ``SIEM_PUT_MAX_ATTEMPTS``              5           attempts of one PutMessages entry
-``SIEM_STATE_REFRESH_HOURS``           6           rewrite the state's live keys this often (< retention)
+``SIEM_STATE_REFRESH_HOURS``           1           rewrite the state's live keys this often (well under the
+                                                   state stream's retention; fanout reads 2x this span)
 =====================================  ==========  ===========================================================
 
 ``*`` either ``SIEM_STREAM_ENDPOINT`` or every per-stream endpoint. The OCI client settings
@@ -100,7 +101,7 @@ class CollectConfig(BaseModel):
     item_max_attempts: int = Field(3, ge=1)
     audit_retry_seconds: float = Field(60.0, gt=0)
     put_max_attempts: int = Field(5, ge=1)
-    state_refresh_hours: float = Field(6.0, gt=0)
+    state_refresh_hours: float = Field(1.0, gt=0)
 
     def window_policy(self) -> WindowPolicy:
         minutes = dt.timedelta(minutes=1)

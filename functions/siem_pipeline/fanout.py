@@ -7,7 +7,8 @@ One run (the schedule fires it), in this order, each step safe to repeat after a
    filtered by the include/exclude rules (:class:`CompartmentRules`), plus the root (the tenancy),
    which Identity never lists and which holds the IAM events: always collected unless an exclude
    rule names it.
-2. **State**: the state stream is read; it is refreshed (live keys rewritten) when due.
+2. **State**: the state stream is read (the last two refresh periods when a refresh marker allows,
+   else all of it); it is refreshed (live keys rewritten) when due.
 3. **Windows** (:func:`siem_pipeline.windows.plan`): every pair's live window, then the oldest
    backfill chunks within the budget. Pairs seen for the first time get their initial watermark
    (and backfill range) written to the state stream *before* any of their work items exist, so the
@@ -203,8 +204,9 @@ class Fanout:
     def run(self, now: dt.datetime, *, run_id: str | None = None) -> FanoutResult:
         run = run_id or f"fanout-{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
         regions, compartments, pairs = self.pairs()
-        self.state.load()
-        refreshed = self.state.refresh(now, dt.timedelta(hours=self.config.state_refresh_hours))
+        every = dt.timedelta(hours=self.config.state_refresh_hours)
+        self.state.load(now=now, recent=2 * every)
+        refreshed = self.state.refresh(now, every)
         schedule = plan(pairs, self.state.pair_states(pairs), now, self.config.window_policy())
         self._initialize(schedule, now)
         items = [WorkItem.of(pair, window, run=run, range_end=self._range_end(schedule, pair, window.track))

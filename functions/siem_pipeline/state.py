@@ -59,11 +59,15 @@ Counts are those of one invocation (not cumulative: concurrent invocations would
 
     {"type": "refresh", "version": 1, "time": "…Z", "keys": 40}
 
-**Retention.** A stream forgets messages older than its retention (24 to 168 h), compacted or not. So
-that a watermark written once and never advanced (a quiet compartment still gets one per window;
-a backfill record that is done never changes) is never trimmed away, :meth:`StateStore.refresh`
-rewrites every live key when the last refresh is older than ``refresh_every`` (default 6 h; fanout
-calls it every run). Keep ``refresh_every`` well under the state stream's retention (make that 168 h):
+**Retention and reading cost.** A stream forgets messages older than its retention (24 to 168 h),
+compacted or not. So that a record written once (a backfill that is done never changes; a pair whose
+fetches stopped) is never trimmed away, :meth:`StateStore.refresh` rewrites every live key when the
+last refresh is older than ``refresh_every`` (default 1 h; fanout calls it every run) and then writes
+the ``meta/refresh`` marker. The same rewrite bounds what a reader must scan: records of the last
+``2 * refresh_every`` that include a marker written after their start hold every live key, so fanout
+reads only those (an ``AT_TIME`` cursor) and falls back to the whole stream when the marker is
+missing (:meth:`StateStore.load`). Keep ``refresh_every`` well under the state stream's retention
+(make that 168 h):
 a key is lost only if no fanout ran for longer than the retention, and a lost watermark makes its
 pair start over from "now" (its history then needs a backfill). A refresh that races a writer may
 append an older value after a newer one: the highest still wins.
@@ -93,7 +97,9 @@ log = logging.getLogger(__name__)
 
 VERSION: Final = 1
 REFRESH_KEY: Final = "meta/refresh"
-DEFAULT_REFRESH_EVERY: Final = dt.timedelta(hours=6)
+DEFAULT_REFRESH_EVERY: Final = dt.timedelta(hours=1)
+#: how far the writers' clocks and the stream's timestamps may disagree
+CLOCK_SKEW: Final = dt.timedelta(minutes=5)
 
 
 def watermark_key(pair: PairKey) -> str:
@@ -155,13 +161,29 @@ class StateStore:
         self.partitions = partitions
         self.records: dict[str, dict[str, Any]] = {}
         self.loaded = False
+        #: messages read by the last scan
+        self.scanned = 0
 
-    def load(self) -> dict[str, dict[str, Any]]:
-        """Scan every partition from the trim horizon; the latest record of each key wins."""
+    def load(self, *, now: dt.datetime | None = None, recent: dt.timedelta | None = None) -> dict[str, dict[str, Any]]:
+        """Read the state: with ``now`` and ``recent``, only the records of the last ``recent`` if they hold
+        a refresh marker from after the start of that span (every live key was rewritten since: see the
+        module docstring); otherwise, or else, every partition from the trim horizon."""
+        if now is not None and recent is not None:
+            since = now - recent
+            records = self._scan(since)
+            marker = records.get(REFRESH_KEY)
+            if marker is not None and parse_time(marker["time"]) >= since + CLOCK_SKEW:
+                self.records, self.loaded = records, True
+                return records
+            log.info("state stream %s: no refresh since %s; reading it all", self.stream_id, format_time(since))
+        self.records, self.loaded = self._scan(None), True
+        return self.records
+
+    def _scan(self, since: dt.datetime | None) -> dict[str, dict[str, Any]]:
         records: dict[str, dict[str, Any]] = {}
         scanned = 0
         for partition in range(self.partitions):
-            for record in read_partition(self.client, self.stream_id, str(partition)):
+            for record in read_partition(self.client, self.stream_id, str(partition), since=since):
                 scanned += 1
                 if record.key is None:
                     log.warning("state stream %s: keyless message at %s/%d ignored", self.stream_id,
@@ -180,7 +202,7 @@ class StateStore:
                     records[key] = merge(key, records.get(key), value)
         self._check_partition_count()
         log.debug("state stream %s: %d records, %d keys", self.stream_id, scanned, len(records))
-        self.records, self.loaded = records, True
+        self.scanned = scanned
         return records
 
     def _check_partition_count(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -30,10 +31,13 @@ def _decode(message: Any) -> Record:
 
 
 def read_partition(client: Any, stream_id: str, partition: str, *, first: int | None = None,
-                   last: int | None = None, limit: int = MAX_GET_LIMIT) -> Iterator[Record]:
-    """Records of ``partition`` from offset ``first`` (None: the trim horizon) up to ``last`` (inclusive;
-    None: to the end), in offset order."""
-    if first is None:
+                   last: int | None = None, since: dt.datetime | None = None,
+                   limit: int = MAX_GET_LIMIT) -> Iterator[Record]:
+    """Records of ``partition`` from offset ``first`` (or the first written at or after ``since``; neither:
+    the trim horizon) up to ``last`` (inclusive; None: to the end), in offset order."""
+    if since is not None:
+        details = oci.streaming.models.CreateCursorDetails(partition=partition, type="AT_TIME", time=since)
+    elif first is None:
         details = oci.streaming.models.CreateCursorDetails(partition=partition, type="TRIM_HORIZON")
     else:
         details = oci.streaming.models.CreateCursorDetails(partition=partition, type="AT_OFFSET", offset=first)

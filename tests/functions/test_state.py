@@ -87,15 +87,16 @@ def test_refresh_rewrites_live_keys_so_retention_never_trims_them(factory: OciCl
     ocisim_control.freeze("2026-03-02T10:00:00Z")
     writer = store(factory, stream)
     writer.put({watermark_key(p): watermark_record(p, T0, T0) for p in PAIRS})
-    assert writer.refresh(T0) is True  # no marker yet
-    assert writer.refresh(T0 + dt.timedelta(hours=5)) is False  # marker younger than 6 h
+    every = dt.timedelta(hours=6)
+    assert writer.refresh(T0, every) is True  # no marker yet
+    assert writer.refresh(T0 + dt.timedelta(hours=5), every) is False  # marker younger than 6 h
     # the stream's retention is 24 h: refresh every 6 h while the clock moves 30 h
     for hours in range(6, 31, 6):
         ocisim_control.advance(6 * 3600)
         reader = store(factory, stream)
         reader.load()
         assert all(reader.watermark(p) == T0 for p in PAIRS), hours
-        assert reader.refresh(T0 + dt.timedelta(hours=hours)) is True
+        assert reader.refresh(T0 + dt.timedelta(hours=hours), every) is True
     ocisim_control.advance(6 * 3600)
     final = store(factory, stream)
     records = final.load()
@@ -147,3 +148,31 @@ def test_a_watermark_never_moves_back(factory: OciClientFactory, stream: Any) ->
     writer.put({watermark_key(pair): watermark_record(pair, T0, T0)})
     reader.load()
     assert reader.watermark(pair) == T0
+
+
+def test_a_recent_scan_reads_less_and_sees_the_same(factory: OciClientFactory, stream: Any,
+                                                    ocisim_control: OcisimControl) -> None:
+    ocisim_control.freeze("2026-03-02T10:00:00Z")
+    writer = store(factory, stream)
+    every = dt.timedelta(hours=1)
+    clock = T0
+    # 6 hours of runs every 10 minutes, each advancing every watermark; a refresh each hour; one pair
+    # is written once and never again (only refreshes keep it)
+    quiet = PairKey("eu-frankfurt-1", "ocid1.compartment.oc1..quiet")
+    writer.put({watermark_key(quiet): watermark_record(quiet, T0, T0)})
+    for step in range(36):
+        writer.refresh(clock, every)
+        writer.put({watermark_key(p): watermark_record(p, T0 + step * 5 * MIN, clock) for p in PAIRS})
+        ocisim_control.advance(600)
+        clock += 10 * MIN
+    full = store(factory, stream)
+    everything = full.load()
+    recent = store(factory, stream)
+    assert recent.load(now=clock, recent=2 * every) == everything
+    assert recent.watermark(quiet) == T0
+    assert recent.scanned < full.scanned / 2
+    # no marker in the span (refreshes stopped): the whole stream is read
+    ocisim_control.advance(3 * 3600)
+    fallback = store(factory, stream)
+    assert fallback.load(now=clock + dt.timedelta(hours=3), recent=2 * every) == everything
+    assert fallback.scanned == full.scanned
