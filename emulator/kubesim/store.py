@@ -14,11 +14,9 @@ atomic, and a watch that subscribes and takes its snapshot without awaiting miss
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import copy
 import dataclasses
-import datetime
 import json
 import secrets
 import uuid
@@ -28,20 +26,17 @@ from typing import Any
 import kmock
 import yaml
 
+from kubesim import admission, errors, patching, schema, selectors
 from kubesim import events as k8s_events
-from kubesim import patching, schema, selectors
 from kubesim.errors import ApiError
 from kubesim.registry import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, types_from_crd
+from kubesim.timefmt import now_rfc3339
 from kubesim.urls import Target
 
 #: How many past changes a watch can resume from; older resourceVersions get 410 Gone.
 EVENT_LOG_SIZE = 20000
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +114,7 @@ class Store:
     def get_stored(self, rtype: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
         found = self.find(rtype, namespace, name)
         if found is None:
-            raise self._not_found(rtype, name)
+            raise errors.not_found(rtype, name)
         return found
 
     def _write(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
@@ -168,84 +163,6 @@ class Store:
         obj["kind"] = rtype.kind
         return obj
 
-    @staticmethod
-    def _qualified(rtype: ResourceType) -> str:
-        return f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
-
-    def _not_found(self, rtype: ResourceType, name: str) -> ApiError:
-        return ApiError(404, "NotFound", f'{self._qualified(rtype)} "{name}" not found',
-                        {"name": name, "group": rtype.group, "kind": rtype.plural})
-
-    def _conflict(self, rtype: ResourceType, name: str) -> ApiError:
-        return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {self._qualified(rtype)} "{name}": the '
-                                         "object has been modified; please apply your changes to the latest version "
-                                         "and try again", {"name": name, "group": rtype.group, "kind": rtype.plural})
-
-    def _invalid(self, rtype: ResourceType, name: str, causes: list[schema.Cause]) -> ApiError:
-        rendered = [c.render() for c in causes]
-        summary = rendered[0] if len(rendered) == 1 else "[" + ", ".join(rendered) + "]"
-        kind = f"{rtype.kind}.{rtype.group}" if rtype.group else rtype.kind
-        return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {summary}',
-                        {"name": name, "group": rtype.group, "kind": rtype.kind,
-                         "causes": [c.as_status_cause() for c in causes]})
-
-    # -- admission -----------------------------------------------------------------------------------
-
-    def _admit(self, rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, *,
-               strict: bool = False) -> dict[str, Any]:
-        """Prune, default and validate a custom resource; check built-in invariants."""
-        name = obj["metadata"].get("name", "")
-        if rtype.key == CRD_KEY:
-            self._check_crd(obj)
-        if rtype.key == ("", "v1", "secrets"):
-            # The API server's Secret defaults: type Opaque; stringData folded into data as base64.
-            obj.setdefault("type", "Opaque")
-            for key, value in (obj.pop("stringData", None) or {}).items():
-                obj.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
-        if rtype.schema is None:
-            return obj
-        pruned = schema.prune(obj, rtype.schema, root=True)
-        if strict and (dropped := schema.dropped_fields(obj, pruned)):
-            unknown = ", ".join(f'unknown field "{path}"' for path in dropped)
-            raise ApiError(400, "BadRequest", f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
-                                              f"{rtype.kind}: strict decoding error: {unknown}")
-        obj = pruned
-        obj = schema.apply_defaults(obj, rtype.schema)
-        causes = schema.validate(obj, rtype.schema)
-        if not causes:
-            causes = schema.validate_cel(obj, old, rtype.schema)
-        if causes:
-            raise self._invalid(rtype, name, causes)
-        return obj
-
-    def _check_crd(self, crd: dict[str, Any]) -> None:
-        spec = crd.get("spec") or {}
-        names = spec.get("names") or {}
-        causes: list[schema.Cause] = []
-        for field in ("plural", "kind"):
-            if not names.get(field):
-                causes.append(schema.Cause("FieldValueRequired", f"spec.names.{field}", "Required value"))
-        if not spec.get("group"):
-            causes.append(schema.Cause("FieldValueRequired", "spec.group", "Required value"))
-        if spec.get("scope") not in ("Namespaced", "Cluster"):
-            causes.append(schema.Cause("FieldValueNotSupported", "spec.scope",
-                                       f'Unsupported value: "{spec.get("scope", "")}": supported values: '
-                                       '"Cluster", "Namespaced"'))
-        versions = spec.get("versions") or []
-        if not versions:
-            causes.append(schema.Cause("FieldValueRequired", "spec.versions", "Required value"))
-        elif sum(1 for v in versions if v.get("storage")) != 1:
-            causes.append(schema.Cause("FieldValueInvalid", "spec.versions",
-                                       "Invalid value: []apiextensions.CustomResourceDefinitionVersion{...}: must "
-                                       "have exactly one version marked as storage version"))
-        expected = f"{names.get('plural', '')}.{spec.get('group', '')}"
-        if crd["metadata"].get("name") != expected:
-            causes.append(schema.Cause("FieldValueInvalid", "metadata.name",
-                                       f'Invalid value: "{crd["metadata"].get("name")}": must be spec.names.plural+"."'
-                                       "+spec.group"))
-        if causes:
-            raise self._invalid(self.registry.get(*CRD_KEY), crd["metadata"].get("name", ""), causes)  # type: ignore[arg-type]
-
     # -- create ----------------------------------------------------------------------------------------
 
     def create(self, rtype: ResourceType, namespace: str | None, body: dict[str, Any], *,
@@ -292,17 +209,17 @@ class Store:
                     if self.find(rtype, namespace, meta["name"]) is None:
                         break
             else:
-                raise self._invalid(rtype, "", [schema.Cause("FieldValueRequired", "metadata.name",
+                raise errors.invalid(rtype, "", [schema.Cause("FieldValueRequired", "metadata.name",
                                                              "Required value: name or generateName is required")])
         name = meta["name"]
         if self.find(rtype, namespace, name) is not None:
-            raise ApiError(409, "AlreadyExists", f'{self._qualified(rtype)} "{name}" already exists',
+            raise ApiError(409, "AlreadyExists", f'{errors.qualified(rtype)} "{name}" already exists',
                            {"name": name, "group": rtype.group, "kind": rtype.plural})
         for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
             meta.pop(key, None)
         if rtype.status_subresource and rtype.key != NAMESPACE_KEY:
             obj.pop("status", None)
-        obj = self._admit(rtype, obj, None, strict=strict)
+        obj = admission.admit(rtype, obj, None, strict=strict)
         meta = obj["metadata"]
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
@@ -313,7 +230,7 @@ class Store:
             obj["status"] = {"phase": "Active"}
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
         if rtype.key == CRD_KEY:
-            self._crd_status(obj)
+            admission.crd_status(obj)
         if dry_run:
             meta["resourceVersion"] = str(self._rv)
             return obj
@@ -327,21 +244,6 @@ class Store:
     @staticmethod
     def _has_generation(rtype: ResourceType) -> bool:
         return rtype.crd_name is not None or rtype.key == CRD_KEY or rtype.plural == "deployments"
-
-    @staticmethod
-    def _crd_status(crd: dict[str, Any]) -> None:
-        now = now_rfc3339()
-        spec = crd.get("spec") or {}
-        crd["status"] = {
-            "acceptedNames": copy.deepcopy(spec.get("names") or {}),
-            "storedVersions": [v["name"] for v in spec.get("versions") or [] if v.get("storage")],
-            "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-                 "message": "no conflicts found", "lastTransitionTime": now},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                 "message": "the initial names have been accepted", "lastTransitionTime": now},
-            ],
-        }
 
     def _register_crd(self, crd: dict[str, Any]) -> None:
         name = crd["metadata"]["name"]
@@ -377,11 +279,11 @@ class Store:
                                               f"({meta['name']}) does not match the name on the URL ({target.name})")
         rv = meta.get("resourceVersion")
         if not rv and (rtype.crd_name is not None or rtype.key == CRD_KEY):
-            raise self._invalid(rtype, target.name, [schema.Cause(
+            raise errors.invalid(rtype, target.name, [schema.Cause(
                 "FieldValueInvalid", "metadata.resourceVersion",
                 "Invalid value: 0x0: must be specified for an update")])
         if rv and rv != current["metadata"]["resourceVersion"]:
-            raise self._conflict(rtype, target.name)
+            raise errors.conflict(rtype, target.name)
         return self._update(rtype, current, copy.deepcopy(body), target.subresource, dry_run=dry_run, strict=strict)
 
     def patch(self, rtype: ResourceType, target: Target, ctype: str, raw_body: bytes,
@@ -407,7 +309,7 @@ class Store:
                     raise ApiError(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
                                                       "Required value: is required for apply patch")
                 return self.create(rtype, target.namespace, patch, strict=strict), 201
-            raise self._not_found(rtype, target.name)
+            raise errors.not_found(rtype, target.name)
         view = self.view(rtype, current)
         try:
             if ctype == patching.JSON_PATCH:
@@ -424,14 +326,14 @@ class Store:
         except patching.PatchError as exc:
             if exc.status == 400:
                 raise ApiError(400, "BadRequest", str(exc)) from exc
-            raise self._invalid(rtype, target.name, [schema.Cause("FieldValueInvalid", "", str(exc))]) from exc
+            raise errors.invalid(rtype, target.name, [schema.Cause("FieldValueInvalid", "", str(exc))]) from exc
         if not isinstance(new, dict):
             raise ApiError(400, "BadRequest", "the patch did not produce an object")
         if rtype.group == "events.k8s.io":
             new = k8s_events.to_core(new)
         rv = (new.get("metadata") or {}).get("resourceVersion")
         if rv and rv != current["metadata"]["resourceVersion"]:
-            raise self._conflict(rtype, target.name)
+            raise errors.conflict(rtype, target.name)
         return self._update(rtype, current, new, target.subresource, dry_run=query.get("dryRun") == "All",
                             strict=strict)
 
@@ -469,18 +371,18 @@ class Store:
         if old_meta.get("deletionTimestamp"):
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:
-                raise self._invalid(rtype, name, [schema.Cause(
+                raise errors.invalid(rtype, name, [schema.Cause(
                     "FieldValueForbidden", "metadata.finalizers",
                     f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers "
                     f"{json.dumps(sorted(added))}")])
         if rtype.key == NAMESPACE_KEY:
             new.setdefault("spec", current.get("spec", {}))
         # Custom resources are checked against the schema of the version they were written in.
-        new = self._admit(rtype if rtype.crd_name is not None else storage, new, current, strict=strict)
+        new = admission.admit(rtype if rtype.crd_name is not None else storage, new, current, strict=strict)
         if rtype.key == CRD_KEY:
             new["status"] = current.get("status", {})
             if subresource is None:
-                self._crd_status(new)
+                admission.crd_status(new)
                 new["status"]["conditions"] = current.get("status", {}).get("conditions", new["status"]["conditions"])
         if not meta.get("finalizers"):
             meta.pop("finalizers", None)
@@ -519,12 +421,12 @@ class Store:
         current = self.get_stored(rtype, namespace, name)
         preconditions = options.get("preconditions") or {}
         if preconditions.get("uid") and preconditions["uid"] != current["metadata"]["uid"]:
-            raise ApiError(409, "Conflict", f"Operation cannot be fulfilled on {self._qualified(rtype)} \"{name}\": "
+            raise ApiError(409, "Conflict", f"Operation cannot be fulfilled on {errors.qualified(rtype)} \"{name}\": "
                                             f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in "
                                             f"object meta: {current['metadata']['uid']}")
         if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != \
                 current["metadata"]["resourceVersion"]:
-            raise self._conflict(rtype, name)
+            raise errors.conflict(rtype, name)
         if query.get("dryRun") == "All":
             return self.view(rtype, current)
         orphan = (options.get("propagationPolicy") or query.get("propagationPolicy")) == "Orphan"
