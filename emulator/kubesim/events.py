@@ -54,13 +54,3 @@ def from_core(core: dict[str, Any]) -> dict[str, Any]:
         if stamp:
             event["eventTime"] = stamp.replace("Z", ".000000Z") if stamp.endswith("Z") and "." not in stamp else stamp
     return event
-
-
-#: Field selectors of events.k8s.io name the new fields; storage holds the old ones.
-FIELD_RENAMES = {f"{new}.": f"{old}." for new, old in _RENAMES} | {"note": "message"}
-
-
-def core_field_selector(selector: str) -> str:
-    for new, old in FIELD_RENAMES.items():
-        selector = selector.replace(new, old)
-    return selector

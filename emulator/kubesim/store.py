@@ -3,8 +3,8 @@
 resourceVersion/uid/generation/creationTimestamp, create (generateName, namespaces), PUT and PATCH
 with 409 on a stale resourceVersion, the status subresource, generation bumps on spec changes only,
 no-op writes that change nothing, finalizers and deletionTimestamp, namespace and CRD cascades,
-ownerReference garbage collection, admission of custom resources by their CRD's schema and CEL
-rules, CRD registration, and the change log that watches resume from.
+ownerReference garbage collection, CRD registration, and the change log that watches resume
+from. What is checked and filled in before a write is :mod:`kubesim.admission`.
 
 Objects live in kmock's ``ObjectsArray`` (so ``sim.objects[...]`` and its history keep working),
 keyed by the storage version. Every method is synchronous: on the server's event loop each write is
