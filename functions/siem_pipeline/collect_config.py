@@ -41,6 +41,8 @@ variable                               default     meaning
 ``SIEM_FETCH_REQUESTS_PER_RUN``        30          most fetch requests per fanout run (ONS takes 60 publishes
                                                    a minute per topic): items are packed to fit
 ``SIEM_ITEM_MAX_ATTEMPTS``             3           attempts of one work item before fetch fails the request
+``SIEM_FETCH_MAX_SECONDS``             240         fetch starts no window after this long (under Fn's 300 s);
+                                                   the rest goes on in a continuation request
 ``SIEM_AUDIT_RETRY_SECONDS``           60          longest retrying of one ListEvents page (429/5xx)
 ``SIEM_PUT_MAX_ATTEMPTS``              5           attempts of one PutMessages entry
 ``SIEM_STATE_REFRESH_HOURS``           1           rewrite the state's live keys this often (well under the
@@ -63,6 +65,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from siem_pipeline.audit_source import EventTypeFilter
 from siem_pipeline.windows import WindowPolicy, parse_time
+
+_FLOATS = frozenset({"audit_retry_seconds", "state_refresh_hours", "fetch_max_seconds"})
 
 
 class StreamRef(BaseModel):
@@ -99,6 +103,7 @@ class CollectConfig(BaseModel):
     items_per_fetch: int = Field(25, ge=1)
     fetch_requests_per_run: int = Field(30, ge=1, le=60)
     item_max_attempts: int = Field(3, ge=1)
+    fetch_max_seconds: float = Field(240.0, ge=0)
     audit_retry_seconds: float = Field(60.0, gt=0)
     put_max_attempts: int = Field(5, ge=1)
     state_refresh_hours: float = Field(1.0, gt=0)
@@ -160,12 +165,12 @@ class CollectConfig(BaseModel):
                    "SIEM_BACKFILL_CHUNK_MINUTES": "backfill_chunk_minutes", "SIEM_BACKFILL_BUDGET": "backfill_budget",
                    "SIEM_ITEMS_PER_FETCH": "items_per_fetch", "SIEM_FETCH_REQUESTS_PER_RUN": "fetch_requests_per_run",
                    "SIEM_ITEM_MAX_ATTEMPTS": "item_max_attempts", "SIEM_AUDIT_RETRY_SECONDS": "audit_retry_seconds",
+                   "SIEM_FETCH_MAX_SECONDS": "fetch_max_seconds",
                    "SIEM_PUT_MAX_ATTEMPTS": "put_max_attempts", "SIEM_STATE_REFRESH_HOURS": "state_refresh_hours"}
         for var, name in numbers.items():
             if (text := get(var)) is not None:
                 try:
-                    values[name] = float(text) if name in ("audit_retry_seconds", "state_refresh_hours") \
-                        else int(text)
+                    values[name] = float(text) if name in _FLOATS else int(text)
                 except ValueError:
                     raise ValueError(f"{var}={text!r} is not a number") from None
         return cls(**values)

@@ -19,6 +19,10 @@ the window is in, "everything before ``end``" is; the state keeps the highest va
 (:func:`siem_pipeline.state.merge`), so a late or repeated fetch writing an older ``end`` never moves
 it back, and no write ever jumps over a window that was not written.
 
+A request is worked through within a time budget (``SIEM_FETCH_MAX_SECONDS``, and the invocation's
+deadline): items not started by then go back on the work stream in a continuation request, so a
+large request never times out half done and then repeats its first windows forever.
+
 A window that fails (after the client's retries) does not stop the others. It is re-enqueued on the
 work stream with ``attempt + 1`` and announced in a new fetch request; after ``item_max_attempts`` the
 invocation raises :class:`FetchFailed` once the rest is done, so ONS redelivers the request. Finally
@@ -35,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -64,6 +69,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+#: stop starting windows this long before the invocation's deadline
+DEADLINE_MARGIN_SECONDS = 30.0
 #: events handed to the producer at a time
 PUT_CHUNK = 2_000
 #: the start of an oversize event kept in its dead-letter record
@@ -96,6 +103,8 @@ class FetchResult:
     request: FetchRequest
     read: int = 0
     malformed: int = 0
+    #: items handed on unstarted to a continuation request (the time budget ran out)
+    deferred: int = 0
     outcomes: list[ItemOutcome] = dataclasses.field(default_factory=list)
 
     def count(self, status: str) -> int:
@@ -111,7 +120,8 @@ class FetchResult:
 
     def as_log(self) -> dict[str, Any]:
         return {"partition": self.request.partition, "first": self.request.first, "last": self.request.last,
-                "read": self.read, "malformed": self.malformed, "done": self.count("done"),
+                "read": self.read, "malformed": self.malformed, "deferred": self.deferred,
+                "done": self.count("done"),
                 "retried": self.count("retried"), "failed": self.count("failed"),
                 "events": self.events, "deadLettered": self.dead_lettered}
 
@@ -173,19 +183,33 @@ class Fetcher:
 
     # -- one request -----------------------------------------------------------------------------------
 
-    def run(self, request: FetchRequest) -> FetchResult:
+    def run(self, request: FetchRequest, *, deadline: dt.datetime | None = None) -> FetchResult:
+        """Process the request's items; those not started when the time budget (``max_seconds``, and
+        ``deadline`` less a margin) runs out are handed on in a continuation request."""
+        started = time.monotonic()
+        budget = self.config.fetch_max_seconds
+        if deadline is not None:
+            budget = min(budget, (deadline - dt.datetime.now(dt.UTC)).total_seconds() - DEADLINE_MARGIN_SECONDS)
         result = FetchResult(request)
         items = self.read_items(request, result)
+        deferred: list[WorkItem] = []
         for item in items:
+            if result.outcomes and time.monotonic() - started >= budget:  # at least one item: progress
+                deferred.append(item)
+                continue
             result.outcomes.append(self._process(item))
+        if deferred:
+            self._enqueue(deferred, f"{request.run or 'fetch'}-continued-{uuid.uuid4().hex[:6]}")
+            result.deferred = len(deferred)
         limit = self.config.item_max_attempts
         retry = [o for o in result.outcomes if o.status == "failed" and o.item.attempt + 1 < limit]
         if retry:
-            self._requeue([o.item for o in retry])
+            run = f"fetch-retry-{uuid.uuid4().hex[:8]}"
+            self._enqueue([dataclasses.replace(o.item, attempt=o.item.attempt + 1) for o in retry], run)
             for outcome in retry:
                 outcome.status = "retried"
         # health and the export signal never hide a failed window, but fail the invocation themselves
-        # (a redelivered request skips the windows already done and writes them again)
+        # (a redelivered request re-does its windows: at-least-once, and the watermarks only grow)
         problems: list[Exception] = []
         try:
             self._health(result)
@@ -281,9 +305,9 @@ class Fetcher:
         updated = BackfillRange(min(item.end, item.range_end), item.range_end)
         self.state.put({backfill_key(pair): backfill_record(pair, updated, now)})
 
-    def _requeue(self, items: list[WorkItem]) -> None:
-        run = f"fetch-retry-{uuid.uuid4().hex[:8]}"
-        again = [dataclasses.replace(item, attempt=item.attempt + 1, run=run) for item in items]
+    def _enqueue(self, items: list[WorkItem], run: str) -> None:
+        """Put items back on the work stream, under ``run``, and announce them in one fetch request."""
+        again = [dataclasses.replace(item, run=run) for item in items]
         written = self.work.put([(group_key(run, 0), item.to_json()) for item in again])
         for request in fetch_requests(self.config.work_stream.stream_id, written, [0] * len(again), run):
             self._publish(self.config.fetch_topic_id, "siem fetch", request.to_message())
@@ -323,4 +347,4 @@ def core(invocation: Invocation, factory: OciClientFactory, *, clock: Clock | No
     the next fanout)."""
     config = CollectConfig.from_env(invocation.config)
     request = FetchRequest.from_message(invocation.body)
-    return Fetcher(config, factory, clock=clock).run(request).as_log()
+    return Fetcher(config, factory, clock=clock).run(request, deadline=invocation.deadline).as_log()

@@ -338,3 +338,31 @@ def test_the_function_cores_run_from_an_invocation(factory: OciClientFactory, oc
     assert (counts["done"], counts["events"]) == (1, len(ids))
     with pytest.raises(MalformedMessage):
         fetch_module.core(Invocation("fetch", "call-3", b'{"hello": 1}', pipeline.env), factory, clock=clock)
+
+
+def test_a_request_too_long_for_one_invocation_continues_in_another(
+        factory: OciClientFactory, ocisim: OcisimServer, ocisim_control: OcisimControl) -> None:
+    tree(ocisim_control)
+    pipeline = Pipeline(ocisim, ocisim_control, factory, SIEM_REGIONS="us-ashburn-1", SIEM_WINDOW_DELAY_MINUTES=5,
+                        SIEM_FETCH_MAX_SECONDS=0)  # no time at all: one window per invocation
+    _config, fanout, fetcher = parts(pipeline, factory)
+    ids = generate(ocisim_control, "us-ashburn-1", T0 - 10 * MIN, T0 - 5 * MIN, 200, seed=9)
+    assert fanout.run(now(ocisim_control)).work_items == 4
+    [body] = pipeline.new_fetch_requests()
+    first = fetcher.run(FetchRequest.from_message(body))
+    assert (first.count("done"), first.deferred) == (1, 3)
+    [continued] = pipeline.new_fetch_requests()
+    request = FetchRequest.from_message(continued)
+    assert request.count == 3
+    assert fetcher.run(request).deferred == 2
+    assert drain(pipeline, fetcher) == 2  # one window each
+    assert sorted(pipeline.event_ids()) == sorted(ids)
+    state = read_state(pipeline, factory)
+    assert {state.watermark(p) for p in state_pairs(state)} == {T0 - 5 * MIN}
+    # the deadline Fn gives the invocation counts too
+    pipeline.control.advance(300)
+    fetcher.config = fetcher.config.model_copy(update={"fetch_max_seconds": 240.0})
+    fanout.run(now(ocisim_control))
+    [body] = pipeline.new_fetch_requests()
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20)  # within the 30 s margin already
+    assert fetcher.run(FetchRequest.from_message(body), deadline=soon).deferred == 3
