@@ -17,6 +17,10 @@ Two tracks per (region, compartment), each with its own state record (see :mod:`
 First sight of a pair (no watermark): the live track starts at ``horizon - interval`` (one interval
 of history), and the backfill range, if a backfill start is configured, ends there.
 
+Limits, by design for now: a backfill start set after a pair was first seen does not apply to that
+pair (the state does not keep where its live track began); a watermark older than Audit's retention
+is still walked forward one ``max_window`` per run (the empty windows cost one ListEvents each).
+
 Scheduling (:func:`plan`): every run first takes the live window of *every* pair, then at most
 ``backfill_budget`` backfill chunks across all pairs, oldest first, at most one per pair (a pair's
 chunks must complete in order: its backfill record advances only over a contiguous prefix), so a
