@@ -73,6 +73,24 @@ def builtin_types() -> list[ResourceType]:
                  status=True),
         _builtin("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
                  short_names=("crd", "crds"), categories=("api-extensions",), status=True),
+        # What a Helm chart or a deployment manifest holds (stored, not run): `helm template | kubectl apply -f -`.
+        _builtin("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, short_names=("pvc",), status=True),
+        _builtin("", "v1", "endpoints", "Endpoints", True, short_names=("ep",)),
+        _builtin("apps", "v1", "statefulsets", "StatefulSet", True, short_names=("sts",), categories=("all",),
+                 status=True),
+        _builtin("apps", "v1", "daemonsets", "DaemonSet", True, short_names=("ds",), categories=("all",), status=True),
+        _builtin("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",), categories=("all",),
+                 status=True),
+        _builtin("batch", "v1", "jobs", "Job", True, categories=("all",), status=True),
+        _builtin("batch", "v1", "cronjobs", "CronJob", True, short_names=("cj",), categories=("all",), status=True),
+        _builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+        _builtin("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+        _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+        _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+        _builtin("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, short_names=("pdb",),
+                 status=True),
+        _builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, short_names=("netpol",)),
+        _builtin("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, short_names=("pc",)),
     ]
 
 

@@ -243,7 +243,8 @@ class Store:
 
     @staticmethod
     def _has_generation(rtype: ResourceType) -> bool:
-        return rtype.crd_name is not None or rtype.key == CRD_KEY or rtype.plural == "deployments"
+        return (rtype.crd_name is not None or rtype.key == CRD_KEY
+                or rtype.group in ("apps", "batch", "policy", "networking.k8s.io"))
 
     def _register_crd(self, crd: dict[str, Any]) -> None:
         name = crd["metadata"]["name"]

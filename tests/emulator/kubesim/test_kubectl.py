@@ -166,3 +166,41 @@ def test_server_side_apply_creates_then_merges(kubectl: Kubectl) -> None:
     path.write_text(yaml.safe_dump(gadget("ssa", size=5)))
     kubectl.run("apply", "--server-side", "-f", str(path))
     assert yaml.safe_load(kubectl.run("get", "gd", "ssa", "-o", "yaml").stdout)["spec"]["size"] == 5
+
+
+def test_a_chart_like_manifest_applies(kubectl: Kubectl) -> None:
+    """What ``helm template | kubectl apply -f -`` sends: RBAC, a ServiceAccount, a Deployment, a PDB, …"""
+    labels = {"app.kubernetes.io/name": "siem-operator"}
+    documents = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "siem"}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "op", "namespace": "siem"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "op"},
+         "rules": [{"apiGroups": ["siem.ocisiem.io"], "resources": ["siempipelines"], "verbs": ["*"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "op"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "op"},
+         "subjects": [{"kind": "ServiceAccount", "name": "op", "namespace": "siem"}]},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "op", "namespace": "siem"},
+         "spec": {"replicas": 1, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels}, "spec": {"serviceAccountName": "op", "containers": [
+                      {"name": "operator", "image": "siem-operator:dev"}]}}}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "op", "namespace": "siem"},
+         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}},
+    ]
+    path = kubectl.workdir / "chart.yaml"
+    path.write_text(yaml.safe_dump_all(documents))
+    applied = kubectl.run("apply", "-f", str(path)).stdout
+    assert applied.count(" created") == len(documents)
+    pdb_version = yaml.safe_load(kubectl.run("get", "pdb", "op", "-n", "siem", "-o", "yaml").stdout)["metadata"][
+        "resourceVersion"]
+    again = kubectl.run("apply", "-f", str(path)).stdout
+    # kubectl always sends a PDB's selector (patch strategy "replace") and so says "configured"; nothing changes.
+    assert again.count(" unchanged") == len(documents) - 1
+    assert "poddisruptionbudget.policy/op configured" in again
+    assert yaml.safe_load(kubectl.run("get", "pdb", "op", "-n", "siem", "-o", "yaml").stdout)["metadata"][
+        "resourceVersion"] == pdb_version
+    deployment = yaml.safe_load(kubectl.run("get", "deploy", "op", "-n", "siem", "-o", "yaml").stdout)
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "siem-operator:dev"
+    kubectl.run("set", "image", "deploy/op", "-n", "siem", "operator=siem-operator:v2")  # a strategic merge patch
+    deployment = yaml.safe_load(kubectl.run("get", "deploy", "op", "-n", "siem", "-o", "yaml").stdout)
+    assert [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]] == ["siem-operator:v2"]
+    assert deployment["metadata"]["generation"] == 2
