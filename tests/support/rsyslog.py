@@ -79,13 +79,16 @@ class Rsyslog:
     def parsed_log(self) -> Path:
         return self.directory / "out" / "parsed.jsonl"
 
-    def parsed(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Wait until ``count`` messages were written; return rsyslog's parse of each (in order)."""
+    def parsed(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Wait until ``count`` messages were written; return rsyslog's parse of each (in order).
+
+        Only newline-terminated lines count: rsyslog may be half-way through writing the last one."""
         deadline = time.monotonic() + timeout
         lines: list[str] = []
         while time.monotonic() < deadline:
             if self.parsed_log.exists():
-                lines = self.parsed_log.read_text().splitlines()
+                text = self.parsed_log.read_text()
+                lines = text[:text.rfind("\n") + 1].splitlines()
                 if len(lines) >= count:
                     break
             time.sleep(0.02)

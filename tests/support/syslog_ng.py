@@ -39,13 +39,17 @@ class SyslogNg:
     tcp_port: int
     process: subprocess.Popen[bytes]
 
-    def parsed(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    def parsed(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """The first records syslog-ng wrote, once ``count`` are complete (or at the timeout).
+
+        Only newline-terminated lines count: syslog-ng may be half-way through writing the last one."""
         path = self.directory / "out" / "parsed.jsonl"
         deadline = time.monotonic() + timeout
         lines: list[str] = []
         while time.monotonic() < deadline:
             if path.exists():
-                lines = path.read_text().splitlines()
+                text = path.read_text()
+                lines = text[:text.rfind("\n") + 1].splitlines()
                 if len(lines) >= count:
                     break
             time.sleep(0.02)
