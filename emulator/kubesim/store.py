@@ -37,6 +37,7 @@ from kubesim.urls import Target
 EVENT_LOG_SIZE = 20000
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+FOREGROUND = "foregroundDeletion"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Store:
         self._watchers: list[Watcher] = []
         #: ownerReference uid → keys of the objects that name it (for garbage collection without a scan).
         self._dependants: dict[str, set[Any]] = collections.defaultdict(set)
+        self._key_by_uid: dict[str, Any] = {}
         self._on_register = on_register
         self._on_unregister = on_unregister
         for name in DEFAULT_NAMESPACES:
@@ -123,6 +125,8 @@ class Store:
         for ref in meta.get("ownerReferences") or []:
             if ref.get("uid"):
                 self._dependants[ref["uid"]].add(key)
+        if meta.get("uid"):
+            self._key_by_uid[meta["uid"]] = key
         existing = self._objects._objects.get(key)
         if existing is None:
             self._objects._objects[key] = kmock.Object(obj)
@@ -134,6 +138,7 @@ class Store:
     def _remove(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         key = (self._kres(rtype), meta.get("namespace") if rtype.namespaced else None, meta["name"])
+        self._key_by_uid.pop(meta.get("uid", ""), None)
         if self.keep_history:
             self._objects._objects[key].delete()
         else:
@@ -430,8 +435,20 @@ class Store:
             raise errors.conflict(rtype, name)
         if query.get("dryRun") == "All":
             return self.view(rtype, current)
-        orphan = (options.get("propagationPolicy") or query.get("propagationPolicy")) == "Orphan"
-        result = self._delete_object(self.storage_of(rtype), current, orphan=orphan)
+        policy = options.get("propagationPolicy") or query.get("propagationPolicy")
+        storage = self.storage_of(rtype)
+        if policy == "Foreground" and not current["metadata"].get("deletionTimestamp") \
+                and (dependants := self._live_dependants(current["metadata"]["uid"])):
+            # The owner stays, marked and held by foregroundDeletion, until its dependants are gone.
+            held = copy.deepcopy(current)
+            held["metadata"]["finalizers"] = [*(held["metadata"].get("finalizers") or []), FOREGROUND]
+            marked = self._delete_object(storage, held, previous=current)
+            for dependant_type, dependant in dependants:
+                self._delete_object(dependant_type, dependant)
+            self._maybe_finish_foreground(current["metadata"]["uid"])
+            found = self.find(rtype, namespace, name)
+            return self.view(rtype, found if found is not None else marked or current)
+        result = self._delete_object(storage, current, orphan=policy == "Orphan")
         if result is None:  # gone at once
             if rtype.crd_name is not None:
                 return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -440,8 +457,8 @@ class Store:
             return self.view(rtype, current)
         return self.view(rtype, result)
 
-    def _delete_object(self, rtype: ResourceType, current: dict[str, Any], *, orphan: bool = False
-                       ) -> dict[str, Any] | None:
+    def _delete_object(self, rtype: ResourceType, current: dict[str, Any], *, orphan: bool = False,
+                       previous: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Mark for deletion (finalizers, namespaces, CRDs) or remove; returns the object if it stays."""
         meta = current["metadata"]
         if meta.get("deletionTimestamp"):
@@ -457,7 +474,7 @@ class Store:
             marked.setdefault("status", {})["phase"] = "Terminating"
         marked["metadata"]["resourceVersion"] = self._next_rv()
         self._write(rtype, marked)
-        self._emit(rtype, "MODIFIED", marked, current)
+        self._emit(rtype, "MODIFIED", marked, previous or current)
         if rtype.key == NAMESPACE_KEY:
             self._cascade_namespace(marked["metadata"]["name"])
         elif rtype.key == CRD_KEY:
@@ -475,14 +492,17 @@ class Store:
                 self._on_unregister(removed)
         if not orphan:
             self._collect_garbage(gone["metadata"]["uid"])
+        for ref in gone["metadata"].get("ownerReferences") or []:
+            self._maybe_finish_foreground(ref.get("uid", ""))
         namespace = gone["metadata"].get("namespace")
         if namespace:
             self._maybe_finish_namespace(namespace)
         if rtype.crd_name is not None:
             self._maybe_finish_crd(rtype.crd_name)
 
-    def _collect_garbage(self, owner_uid: str) -> None:
-        for key in self._dependants.pop(owner_uid, set()):
+    def _live_dependants(self, owner_uid: str) -> list[tuple[ResourceType, dict[str, Any]]]:
+        found = []
+        for key in self._dependants.get(owner_uid, set()):
             stored = self._objects._objects.get(key)
             if stored is None or stored.deleted:
                 continue
@@ -492,7 +512,39 @@ class Store:
                 kres = key[0]
                 dependant = self.registry.get(kres.group or "", kres.version or "", kres.plural or "")
                 if dependant is not None:
-                    self._delete_object(dependant, obj)
+                    found.append((dependant, obj))
+        return found
+
+    def _collect_garbage(self, owner_uid: str) -> None:
+        for dependant_type, dependant in self._live_dependants(owner_uid):
+            self._delete_object(dependant_type, dependant)
+        self._dependants.pop(owner_uid, None)
+
+    def _maybe_finish_foreground(self, owner_uid: str) -> None:
+        """Release an owner held by foregroundDeletion once none of its dependants is left."""
+        key = self._key_by_uid.get(owner_uid)
+        if key is None:
+            return
+        stored = self._objects._objects.get(key)
+        if stored is None or stored.deleted:
+            return
+        owner = stored.raw
+        if FOREGROUND not in (owner["metadata"].get("finalizers") or []) or self._live_dependants(owner_uid):
+            return
+        kres = key[0]
+        rtype = self.registry.get(kres.group or "", kres.version or "", kres.plural or "")
+        if rtype is None:
+            return
+        released = copy.deepcopy(owner)
+        released["metadata"]["finalizers"] = [f for f in owner["metadata"]["finalizers"] if f != FOREGROUND]
+        if not released["metadata"]["finalizers"]:
+            del released["metadata"]["finalizers"]
+        released["metadata"]["resourceVersion"] = self._next_rv()
+        self._write(rtype, released)
+        if released["metadata"].get("finalizers"):
+            self._emit(rtype, "MODIFIED", released, owner)
+        else:
+            self._finalize(rtype, released)
 
     def _cascade_namespace(self, namespace: str) -> None:
         for rtype in self.storage_types():

@@ -290,3 +290,20 @@ def test_lists_page_with_limit_and_continue(gadgets: Gadgets) -> None:
         assert page["metadata"]["remainingItemCount"] == 7 - len(names)
     assert pages == 3
     assert names == [f"g{index}" for index in range(7)]
+
+
+def test_foreground_deletion_waits_for_the_dependants(gadgets: Gadgets, core: Any) -> None:
+    owner = gadgets.create(gadget("owner"))
+    ref = {"apiVersion": "kubesim.test/v1", "kind": "Gadget", "name": "owner", "uid": owner["metadata"]["uid"],
+           "blockOwnerDeletion": True}
+    core.create_namespaced_config_map("default", {"metadata": {"name": "free", "ownerReferences": [ref]}})
+    core.create_namespaced_config_map("default", {"metadata": {"name": "held", "ownerReferences": [ref],
+                                                               "finalizers": ["kubesim.test/x"]}})
+    body = kubernetes.client.V1DeleteOptions(propagation_policy="Foreground")
+    deleting = gadgets.delete("owner", body=body)
+    assert deleting["metadata"]["finalizers"] == ["foregroundDeletion"]
+    assert deleting["metadata"]["deletionTimestamp"]
+    assert api_error(core.read_namespaced_config_map, "free", "default").status == 404
+    assert gadgets.get("owner")["metadata"]["deletionTimestamp"]  # held while "held" is
+    core.patch_namespaced_config_map("held", "default", {"metadata": {"finalizers": None}})
+    assert api_error(gadgets.get, "owner").status == 404
