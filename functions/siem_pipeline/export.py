@@ -239,7 +239,7 @@ class Exporter:
     """One invocation of the export (or of a replay): build it, call :meth:`run`, read the counts."""
 
     def __init__(self, reader: GroupReader, destination: Destination, dead_letters: DeadLetterWriter, *,
-                 redactor: Redactor | None = None, event_filter: EventTypeFilter | None = None,
+                 redactor: Callable[[Any], Any] | None = None, event_filter: EventTypeFilter | None = None,
                  recent: RecentIds | None = None, id_store: IdStore | None = None,
                  max_batches: int | None = None, max_seconds: float | None = None,
                  decode: Callable[[Message], _Parsed] = _from_events_stream,
@@ -247,7 +247,7 @@ class Exporter:
         self.reader = reader
         self.destination = destination
         self.dead_letters = dead_letters
-        self.redactor = redactor or Redactor()
+        self.redactor: Callable[[Any], Any] = redactor or Redactor()
         self.event_filter = event_filter or EventTypeFilter()
         self.id_store = id_store
         if recent is None:
@@ -328,7 +328,7 @@ class Exporter:
 
 
 def replay_dead_letters(reader: GroupReader, destination: Destination, dead_letters: DeadLetterWriter, *,
-                        redactor: Redactor | None = None, recent: RecentIds | None = None,
+                        redactor: Callable[[Any], Any] | None = None, recent: RecentIds | None = None,
                         max_batches: int | None = None, max_seconds: float | None = None) -> ExportCounts:
     """Send the events of the dead-letter stream again (after the cause was fixed).
 

@@ -34,6 +34,9 @@ What is exported:
 
 ``SIEM_EVENT_TYPES``, ``SIEM_EXCLUDE_EVENT_TYPES``
     comma-separated event types, case-insensitive, ``prefix.*`` allowed (default: all, none excluded)
+``SIEM_REDACTION``
+    ``false`` turns credential redaction off (logged at every invocation); anything else, or unset, keeps
+    it on
 ``SIEM_REDACT_PATHS``, ``SIEM_REDACT_KEYS``
     extra dotted field paths and key names to redact, comma-separated (the defaults always apply)
 ``SIEM_DEDUP_CAPACITY``, ``SIEM_DEDUP_FILE``
@@ -49,8 +52,11 @@ The destination:
     network only); ``https://opensearch.example.com:9200`` (required)
 ``SIEM_SECRET_ID``
     OCID of the Vault secret with the HEC token or the ``_bulk`` password/API key
+``SIEM_CA_BUNDLE_SECRET_ID``
+    OCID of a Vault secret holding the PEM of the CA(s) that sign the destination's certificate (what the
+    operator sets); read with the resource principal and written to a private temporary file for TLS
 ``SIEM_CA_BUNDLE``
-    PEM file of the CA(s) that sign the destination's certificate (default: the public CAs)
+    a PEM file of those CAs already in the image (used when no secret is named; default: the public CAs)
 ``SIEM_TLS_SERVER_NAME``
     the name to verify on a syslog receiver's certificate (default: the URL's host)
 ``SIEM_HEC_INDEX``, ``SIEM_HEC_SOURCETYPE``, ``SIEM_HEC_SOURCE``, ``SIEM_HEC_HOST``
@@ -74,11 +80,14 @@ The destination:
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import logging
 import os
-from collections.abc import Mapping
-from typing import Any, Literal
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
@@ -103,6 +112,9 @@ from siem_pipeline.producer import StreamProducer
 from siem_pipeline.redact import Redactor
 from siem_pipeline.state import health_record
 
+if TYPE_CHECKING:
+    from siem_pipeline.fn import Invocation
+
 log = logging.getLogger(__name__)
 
 _ENV = {
@@ -116,7 +128,8 @@ _ENV = {
     "redact_paths": "SIEM_REDACT_PATHS", "redact_keys": "SIEM_REDACT_KEYS",
     "dedup_capacity": "SIEM_DEDUP_CAPACITY", "dedup_file": "SIEM_DEDUP_FILE",
     "destination": "SIEM_DESTINATION", "url": "SIEM_DESTINATION_URL", "secret_id": "SIEM_SECRET_ID",
-    "ca_bundle": "SIEM_CA_BUNDLE", "tls_server_name": "SIEM_TLS_SERVER_NAME",
+    "ca_bundle": "SIEM_CA_BUNDLE", "ca_bundle_secret_id": "SIEM_CA_BUNDLE_SECRET_ID",
+    "redaction": "SIEM_REDACTION", "tls_server_name": "SIEM_TLS_SERVER_NAME",
     "hec_index": "SIEM_HEC_INDEX", "hec_sourcetype": "SIEM_HEC_SOURCETYPE", "hec_source": "SIEM_HEC_SOURCE",
     "hec_host": "SIEM_HEC_HOST", "hec_fields": "SIEM_HEC_FIELDS", "hec_ack": "SIEM_HEC_ACK",
     "hec_ack_timeout": "SIEM_HEC_ACK_TIMEOUT", "hec_ack_poll": "SIEM_HEC_ACK_POLL_SECONDS",
@@ -126,6 +139,10 @@ _ENV = {
     "syslog_facility": "SIEM_SYSLOG_FACILITY", "bulk_index": "SIEM_BULK_INDEX", "bulk_username": "SIEM_BULK_USERNAME",
 }
 _LISTS = {"event_types", "exclude_event_types", "redact_paths", "redact_keys"}
+
+
+def _unredacted(event: Any) -> Any:
+    return event
 
 
 def _csv(value: str) -> list[str]:
@@ -159,6 +176,9 @@ class ExportConfig(BaseModel):
     url: str
     secret_id: str | None = None
     ca_bundle: str | None = None
+    ca_bundle_secret_id: str | None = None
+    #: credential redaction; off only when ``SIEM_REDACTION`` is explicitly false
+    redaction: bool = True
     tls_server_name: str | None = None
     hec_index: str | None = None
     hec_sourcetype: str = "oci:audit"
@@ -189,6 +209,20 @@ class ExportConfig(BaseModel):
                 pairs[name.strip()] = path.strip()
             return pairs
         return value
+
+    @field_validator("redaction", mode="before")
+    @classmethod
+    def _redaction(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lower() not in ("false", "0", "no", "off")
+        return value
+
+    def redactor(self) -> Callable[[Any], Any]:
+        """The redactor the configuration asks for: the defaults plus the extra paths and keys, or, when
+        ``SIEM_REDACTION=false``, one that passes events through untouched."""
+        if not self.redaction:
+            return _unredacted
+        return Redactor(self.redact_paths, extra_keys=self.redact_keys)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ExportConfig:
@@ -254,30 +288,76 @@ def _dlq_writer(config: ExportConfig, factory: Any, destination: Destination, so
     return DeadLetterWriter(producer, source_stream_id=source, destination=destination.name)
 
 
+def read_ca_bundle(factory: Any, secret_id: str) -> str:
+    """The PEM text of the CA bundle in Vault secret ``secret_id`` (``SIEM_CA_BUNDLE_SECRET_ID``)."""
+    pem = read_secret(factory, secret_id).get_secret_value()
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise DestinationConfigError(f"the Vault secret {secret_id} (SIEM_CA_BUNDLE_SECRET_ID) holds no PEM "
+                                     "certificate: store the CA certificate(s) as PEM text")
+    return pem + "\n"
+
+
+@contextlib.contextmanager
+def ca_bundle_file(config: ExportConfig, factory: Any) -> Iterator[str | None]:
+    """The CA bundle as a file path for TLS (httpx, ssl): the Vault secret written to a private temporary
+    file for as long as the block runs (the TLS context reads it when the destination is built), else
+    ``SIEM_CA_BUNDLE``, else None (the public CAs)."""
+    if not config.ca_bundle_secret_id:
+        yield config.ca_bundle
+        return
+    pem = read_ca_bundle(factory, config.ca_bundle_secret_id)
+    fd, path = tempfile.mkstemp(prefix="siem-ca-", suffix=".pem")  # mode 0600, under /tmp (Fn's writable place)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(pem)
+        yield path
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def open_destination(config: ExportConfig, factory: Any, *, secret: SecretStr | None = None,
+                     destination: Destination | None = None) -> Iterator[Destination]:
+    """``destination`` as given (not closed here), or the configured one built with the token and the CA
+    bundle read from Vault (closed when the block ends)."""
+    if destination is not None:
+        yield destination
+        return
+    if secret is None and config.secret_id:
+        secret = read_secret(factory, config.secret_id)
+    with ca_bundle_file(config, factory) as ca_bundle:
+        built = build_destination(config.model_copy(update={"ca_bundle": ca_bundle}), secret)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def _log_redaction(config: ExportConfig) -> None:
+    if not config.redaction:
+        log.warning("credential redaction is OFF (SIEM_REDACTION=false): events reach %s as Audit wrote them, "
+                    "credentials included", config.destination)
+
+
 def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None = None,
                destination: Destination | None = None) -> ExportCounts:
     """One export invocation: read, deliver, dead-letter, commit; then write its health. Raises on
     failure (after writing nothing it should not have and committing nothing undelivered)."""
-    if secret is None and destination is None and config.secret_id:
-        secret = read_secret(factory, config.secret_id)
-    owned = destination is None
-    dest = destination or build_destination(config, secret)
-    try:
+    _log_redaction(config)
+    with open_destination(config, factory, secret=secret, destination=destination) as dest:
         reader = GroupReader(factory.stream(config.events_endpoint), config.events_stream_id, config.group,
                              instance_name=config.instance, limit=config.batch_events)
         exporter = Exporter(reader, dest, _dlq_writer(config, factory, dest, config.events_stream_id),
-                            redactor=Redactor(config.redact_paths, extra_keys=config.redact_keys),
+                            redactor=config.redactor(),
                             event_filter=EventTypeFilter(config.event_types, config.exclude_event_types),
                             id_store=FileIdStore(config.dedup_file or f"/tmp/siem-export-{config.group}.ids"),  # noqa: S108 (Fn's only writable place)
                             max_batches=config.max_batches, max_seconds=config.max_seconds)
         counts = exporter.run()
-    finally:
-        if owned:
-            dest.close()
+        name = dest.name
     log.info("export done: %s", counts.to_json())
     if config.state_stream_id and config.state_endpoint:
         state = StreamProducer(factory.stream(config.state_endpoint), config.state_stream_id)
-        record = health_record("export", dt.datetime.now(dt.UTC), **health_fields(counts, dest.name, config.group))
+        record = health_record("export", dt.datetime.now(dt.UTC), **health_fields(counts, name, config.group))
         state.put([(f"health/export/{config.group}".encode(), orjson.dumps(record))])
     return counts
 
@@ -285,17 +365,32 @@ def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None =
 def run_replay(config: ExportConfig, factory: Any, *, secret: SecretStr | None = None,
                destination: Destination | None = None) -> ExportCounts:
     """Send the dead-letter stream's events again (``SIEM_REPLAY_GROUP`` on the dead-letter stream)."""
-    if secret is None and destination is None and config.secret_id:
-        secret = read_secret(factory, config.secret_id)
-    owned = destination is None
-    dest = destination or build_destination(config, secret)
-    try:
+    _log_redaction(config)
+    with open_destination(config, factory, secret=secret, destination=destination) as dest:
         reader = GroupReader(factory.stream(config.dlq_endpoint), config.dlq_stream_id, config.replay_group,
                              instance_name=config.instance, limit=config.batch_events)
         return replay_dead_letters(reader, dest, _dlq_writer(config, factory, dest, config.dlq_stream_id),
-                                   redactor=Redactor(config.redact_paths, extra_keys=config.redact_keys),
-                                   max_batches=config.max_batches, max_seconds=config.max_seconds)
-    finally:
-        if owned:
-            dest.close()
+                                   redactor=config.redactor(), max_batches=config.max_batches,
+                                   max_seconds=config.max_seconds)
 
+
+def core(invocation: Invocation, factory: Any) -> Mapping[str, Any]:
+    """The export function's core for :func:`siem_pipeline.fn.handle`.
+
+    The body is fetch's signal on the export topic (``{"type": "export", …}``), a schedule's payload, or
+    nothing: each runs :func:`run_export`. ``{"type": "replay"}`` (an operator's manual invocation, e.g.
+    ``oci fn function invoke --body '{"type": "replay", "maxBatches": 10}'``) runs :func:`run_replay`
+    instead, with ``maxBatches`` bounding it (default ``SIEM_EXPORT_MAX_BATCHES``)."""
+    config = ExportConfig.from_env(invocation.config)
+    try:
+        body = invocation.json()
+    except ValueError:
+        body = None  # a nudge is a nudge: whatever it says, export what is in the stream
+    if isinstance(body, dict) and body.get("type") == "replay":
+        limit = body.get("maxBatches")
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ValueError(f"replay: maxBatches must be a positive integer, not {limit!r}")
+            config = config.model_copy(update={"max_batches": limit})
+        return {"mode": "replay", "redaction": config.redaction, **run_replay(config, factory).to_json()}
+    return {"mode": "export", "redaction": config.redaction, **run_export(config, factory).to_json()}
