@@ -34,9 +34,9 @@ variable                               default     meaning
 ``SIEM_BACKFILL_START``                (none)      backfill from this time (clamped to 365 days back)
 ``SIEM_BACKFILL_CHUNK_MINUTES``        60          longest backfill window
 ``SIEM_BACKFILL_BUDGET``               20          backfill windows per fanout run (after every live window)
-``SIEM_EVENT_TYPES``                   (all)       event types to keep (globs, case-insensitive); the same
-                                                   variables as the export's, applied here already
-``SIEM_EXCLUDE_EVENT_TYPES``           (none)      event types to drop
+``SIEM_EVENT_TYPES_INCLUDE``           (all)       event types to keep (globs, case-insensitive), applied here
+                                                   already; ``SIEM_EVENT_TYPES`` is read when it is unset
+``SIEM_EVENT_TYPES_EXCLUDE``           (none)      event types to drop; else ``SIEM_EXCLUDE_EVENT_TYPES``
 ``SIEM_ITEMS_PER_FETCH``               25          fewest work items per fetch request
 ``SIEM_FETCH_REQUESTS_PER_RUN``        30          most fetch requests per fanout run (ONS takes 60 publishes
                                                    a minute per topic): items are packed to fit
@@ -149,8 +149,9 @@ class CollectConfig(BaseModel):
             "dlq_stream": stream("DLQ", required=False),
             "fetch_topic_id": get("SIEM_FETCH_TOPIC_ID"), "export_topic_id": get("SIEM_EXPORT_TOPIC_ID"),
             "topic_endpoint": get("SIEM_TOPIC_ENDPOINT"),
-            "event_types_include": csv("SIEM_EVENT_TYPES"),
-            "event_types_exclude": csv("SIEM_EXCLUDE_EVENT_TYPES"),
+            # the operator's names (siem_operator.desired.Env), then the export's spelling
+            "event_types_include": csv("SIEM_EVENT_TYPES_INCLUDE") or csv("SIEM_EVENT_TYPES"),
+            "event_types_exclude": csv("SIEM_EVENT_TYPES_EXCLUDE") or csv("SIEM_EXCLUDE_EVENT_TYPES"),
         }
         if values["fetch_topic_id"] is None:
             raise ValueError("SIEM_FETCH_TOPIC_ID is required")

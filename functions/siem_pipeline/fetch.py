@@ -6,10 +6,11 @@ inclusive), fetch reads exactly those messages of the work stream, and for each 
 1. pages Audit ``ListEvents`` for the window (:class:`~siem_pipeline.audit_source.AuditSource`,
    429/5xx retried), keeps the event types the config wants, and puts each page's events on the
    events stream (key: the eventId, so partitions fill evenly; value: the event's JSON as Audit
-   returned it) before reading the next page. Events too large for a stream message go to the
-   dead-letter stream (the export's record shape, ``reason`` ``EventTooLarge: …``, the Audit window
-   as ``source``, the event's first 900 KB as ``eventTruncated``), or fail the window when there is
-   no dead-letter stream;
+   returned it, plus a top-level ``region``: the region it was listed in, which Audit events do not
+   name and the export's HEC ``source`` (``oci:audit:{region}``) needs) before reading the next page.
+   Events too large for a stream message go to the dead-letter stream (the export's record shape,
+   ``reason`` ``EventTooLarge: …``, the Audit window as ``source``, the event's first 900 KB as
+   ``eventTruncated``), or fail the window when there is no dead-letter stream;
 2. only when every page is durably in the stream, records the window's end in the state stream:
    the live watermark, or the backfill record's ``next`` (with the range end the item carries).
 
@@ -256,6 +257,7 @@ class Fetcher:
         oversize: list[tuple[dict[str, Any], int]] = []
         for event in events:
             event_id = str(event.get("eventId") or "")
+            event.setdefault("region", item.region)  # Audit events do not say where they were listed
             value = orjson.dumps(event)
             key = event_id.encode()[:256] if event_id else None
             if not fits_alone(key, value, self.events.max_request_bytes):
