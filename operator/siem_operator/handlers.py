@@ -122,7 +122,7 @@ def _post(body: kopf.Body, result: Result) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> dict[str, Any]:
+def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     reconciler: Reconciler = memo.reconciler
     result = reconciler.reconcile(PipelineObject.from_body(body), trigger="change", attempt=retry + 1)
     _post(body, result)
@@ -130,7 +130,6 @@ def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> dict[st
         raise kopf.PermanentError(result.message)
     if result.requeue_after is not None:
         raise kopf.TemporaryError(result.message or "waiting for OCI", delay=result.requeue_after)
-    return {"outcome": result.outcome}
 
 
 def _invalid_now(body: Mapping[str, Any]) -> bool:

@@ -24,6 +24,10 @@ class KubeApi(Protocol):
         """The Secret's data, decoded as UTF-8 text; None when it does not exist."""
         ...
 
+    def read_status(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The SiemPipeline's current status ({} when it has none); None when the object is gone."""
+        ...
+
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Merge-patch the SiemPipeline's status subresource (lists are replaced whole)."""
         ...
@@ -70,6 +74,16 @@ class KubernetesApi:
                 return None
             raise
         return _decode(secret.data, secret.string_data)
+
+    def read_status(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            body: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                GROUP, VERSION, namespace, PLURAL, name)
+        except self._errors as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(body.get("status") or {})
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(

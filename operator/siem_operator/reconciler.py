@@ -33,6 +33,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
+import oci
 import pydantic
 from pydantic import SecretStr
 
@@ -170,13 +171,19 @@ class Reconciler:
 
     def reconcile(self, obj: PipelineObject, *, trigger: str = "change", attempt: int = 1,
                   wait: bool = True) -> Result:
-        """One reconcile. ``wait=False`` (the drift timer) skips the object when a reconcile is running."""
+        """One reconcile. ``wait=False`` (the drift timer) skips the object when a reconcile is running.
+
+        The status is read afresh first: the body a handler got may predate the last reconcile's own
+        status writes (its watch event not processed yet), and children's OCIDs must never go back."""
         lock = self._lock(obj.uid)
         if not lock.acquire(blocking=wait):
             return Result(Outcome.SKIPPED, message="a reconcile of this object is running")
         started = time.monotonic()
         result = Result(Outcome.ERROR)
         try:
+            fresh = self.kube.read_status(obj.namespace, obj.name)
+            if fresh is not None:
+                obj = dataclasses.replace(obj, status=fresh)
             result = _Run(self, obj, attempt).run()
             return result
         finally:
@@ -370,9 +377,21 @@ class _Run:
                                                incarnation=incarnation)
         self.write_children()
         resolved = resolve(child, ocids, self.attributes)
-        token = retry_token(self.obj.uid, child.ref, incarnation)
         try:
-            created = self.adapters[child.kind].create(resolved, self.obj.uid, token)
+            try:
+                created = self.adapters[child.kind].create(resolved, self.obj.uid,
+                                                           retry_token(self.obj.uid, child.ref, incarnation))
+            except oci.exceptions.ServiceError as exc:
+                if classify(exc).kind is not ErrorKind.RETRY_TOKEN_REUSED:
+                    raise
+                # this incarnation's token went with another request (its dependency was re-created since,
+                # or a stale status hid an earlier attempt): the next incarnation has a fresh token
+                incarnation += 1
+                self.children[child.ref] = ChildStatus(kind=child.kind.value, key=child.key, name=child.name,
+                                                       incarnation=incarnation)
+                self.write_children()
+                created = self.adapters[child.kind].create(resolved, self.obj.uid,
+                                                           retry_token(self.obj.uid, child.ref, incarnation))
         except Exception:
             metrics.OCI_ACTIONS.labels(kind=child.kind.value, action="create", result="error").inc()
             raise

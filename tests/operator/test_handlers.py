@@ -52,7 +52,7 @@ def test_apply_ready_drift_update_and_delete(world: World, caplog: pytest.LogCap
         assert all(c.get("ocid") for c in status["children"])
         assert status["health"]["regionCount"] == 1  # printer column "Regions"
         assert FINALIZER in body["metadata"]["finalizers"]
-        assert "Created" in world.reasons(uid)
+        wait_for(lambda: "Created" in world.reasons(uid), 10, "a Created Event")
 
         # a topic deleted behind the operator's back is re-created by the drift timer, with an Event
         topic = children(world, "audit")["Topic/fetch"]
@@ -75,7 +75,7 @@ def test_apply_ready_drift_update_and_delete(world: World, caplog: pytest.LogCap
         world.delete("audit")
         wait_for(lambda: world.get("audit") is None, 30, "the SiemPipeline gone")
         assert world.owned(uid) == []
-        assert "Deleted" in world.reasons(uid)
+        wait_for(lambda: "Deleted" in world.reasons(uid), 10, "a Deleted Event")
     assert "siem_operator" in caplog.text
     assert "Handler 'reconcile'" in runner.output
     assert_no_secret(world, uid, runner.output + caplog.text)
@@ -101,7 +101,7 @@ def test_retain_leaves_every_child(world: World) -> None:
         world.delete("kept")
         wait_for(lambda: world.get("kept") is None, 30, "the SiemPipeline gone")
         assert identities(world.owned(uid)) == before
-        assert "Retained" in world.reasons(uid)
+        wait_for(lambda: "Retained" in world.reasons(uid), 10, "a Retained Event")
 
 
 def test_an_invalid_spec_is_reported_once_without_a_hot_loop(world: World) -> None:
