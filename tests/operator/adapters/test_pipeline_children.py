@@ -8,6 +8,7 @@ difference, found again by name and tag with its OCID lost, and deleted in rever
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +45,16 @@ def test_the_example_pipeline_round_trips_through_every_adapter(env: Env, trigge
                                 secret_values={"token": SecretStr("hec-token"), "ca-bundle": SecretStr("pem")})
     adapters = build_adapters(env.factory, REGION)
     ocids: dict[Ref, str] = {}
+    attributes: dict[Ref, Mapping[str, Any]] = {}  # e.g. a stream's messages_endpoint, for the functions
     for child in children:  # the planner lists dependencies first
         assert all(dep in ocids for dep in child.depends_on), child.ref
-        resolved = resolve(child, ocids)
+        resolved = resolve(child, ocids, attributes)
         created = adapters[child.kind].create(resolved, env.uid, retry_token(env.uid, child.ref))
         ocids[child.ref] = created.ocid
+        attributes[child.ref] = created.properties
 
     for child in children:
-        resolved = resolve(child, ocids)
+        resolved = resolve(child, ocids, attributes)
         adapter = adapters[child.kind]
         observed = adapter.observe(resolved, ocids[child.ref], env.uid)
         assert observed is not None, child.ref
@@ -68,7 +71,7 @@ def test_the_example_pipeline_round_trips_through_every_adapter(env: Env, trigge
 
     for child in reversed(children):
         adapter = adapters[child.kind]
-        resolved = resolve(child, ocids)
+        resolved = resolve(child, ocids, attributes)
         observed = adapter.observe(resolved, ocids[child.ref], env.uid)
         assert observed is not None, child.ref
         adapter.delete(observed)
