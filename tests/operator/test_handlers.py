@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import kopf.testing
+import kubernetes
 import oci
 import pytest
+import yaml
 
 from siem_operator.children import PIPELINE_UID_TAG
-from tests.operator.harness import World, metric, wait_for
+from siem_pipeline.producer import StreamProducer
+from siem_pipeline.state import StateStore, health_record
+from tests.operator.harness import CRD_FILE, World, metric, wait_for
 
 ARGS = ["run", "--standalone", "--all-namespaces", "--verbose", "-m", "siem_operator.handlers"]
 
@@ -118,8 +124,6 @@ def test_an_invalid_spec_is_reported_once_without_a_hot_loop(world: World) -> No
         assert "day-of-week" in synced["message"]
         wait_for(lambda: any(e.type == "Warning" and e.reason == "InvalidSpec" for e in world.events(uid)), 10,
                  "a Warning Event")
-        import time
-
         time.sleep(3)  # three drift intervals
         assert metric("siem_operator_reconciles_total", **labels) - before == 1
         drift_after = sum(metric("siem_operator_reconciles_total", trigger="drift", outcome=o)
@@ -145,3 +149,76 @@ def test_a_restarted_operator_never_duplicates_children(world: World) -> None:
     assert all(count == 1 for count in identities(owned).values()), identities(owned)
     assert set(first) <= set(identities(owned))
     assert all((i.get("freeformTags") or {}).get(PIPELINE_UID_TAG) == uid for i in owned)
+
+
+def _without_cel(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_cel(v) for k, v in node.items() if k != "x-kubernetes-validations"}
+    if isinstance(node, list):
+        return [_without_cel(v) for v in node]
+    return node
+
+
+def test_an_immutable_change_is_rejected_at_admission_or_reported_and_nothing_is_replaced(world: World) -> None:
+    with operator():
+        uid = world.apply("fixed")["metadata"]["uid"]
+        world.wait_condition("fixed", "Ready", "True", "Available")
+        streams = {i["id"]: i["partitions"] for i in world.owned(uid) if i["_kind"] == "streams"}
+        spec = (world.get("fixed") or {})["spec"]
+        changed = {"streams": {**spec["streams"], "partitions": spec["streams"]["partitions"] + 1}}
+        with pytest.raises(kubernetes.client.ApiException) as rejected:
+            world.patch_spec("fixed", changed)
+        assert rejected.value.status == 422
+        assert "partitions is immutable" in str(rejected.value.body)
+
+        # an older CRD without the rule lets it through: the operator reports it and replaces nothing
+        world.kubesim.register_crd(_without_cel(yaml.safe_load(CRD_FILE.read_text())))
+        world.patch_spec("fixed", changed)
+        synced = world.wait_condition("fixed", "Synced", "False", "ImmutableFieldChanged")
+        assert "partitions" in synced["message"]
+        assert "create a new SiemPipeline" in synced["message"] or "set the spec back" in synced["message"]
+        wait_for(lambda: any(e.type == "Warning" and e.reason == "ImmutableFieldChanged" for e in world.events(uid)),
+                 10, "a Warning Event")
+        time.sleep(2)  # two drift intervals: still nothing replaced
+        assert {i["id"]: i["partitions"] for i in world.owned(uid) if i["_kind"] == "streams"} == streams
+
+
+def test_suspend_disables_the_trigger_and_ready_says_so(world: World) -> None:
+    with operator():
+        uid = world.apply("paused", world.spec(suspend=True))["metadata"]["uid"]
+        ready = world.wait_condition("paused", "Ready", "False", "Suspended")
+        assert "suspend" in ready["message"]
+        schedules = [i for i in world.owned(uid) if i["_kind"] == "schedules"]
+        assert len(schedules) == 1
+        assert schedules[0]["lifecycleState"] != "ACTIVE" or schedules[0].get("isEnabled") is False, schedules[0]
+        world.patch_spec("paused", {"suspend": False})
+        world.wait_condition("paused", "Ready", "True", "Available")
+
+
+def test_health_from_the_state_stream_fills_the_printer_columns(world: World) -> None:
+    with operator():
+        world.apply("healthy")
+        world.wait_condition("healthy", "Ready", "True", "Available")
+        state_id = children(world, "healthy")["Stream/state"]
+        admin = oci.streaming.StreamAdminClient(world.oci_config,
+                                                service_endpoint=world.ocisim.endpoint(world.region, "streaming"))
+        endpoint = admin.get_stream(state_id).data.messages_endpoint
+        client = oci.streaming.StreamClient(world.oci_config, service_endpoint=endpoint)
+        store = StateStore(client, state_id, StreamProducer(client, state_id))
+        now = dt.datetime.now(dt.UTC)
+        store.put({
+            "health/fanout": health_record("fanout", now, pairs=1, regions={world.region: {"lagSeconds": 1500}}),
+            f"health/fetch/{world.region}": health_record("fetch", now, region=world.region, lastWindow={
+                "compartmentId": world.compartment_id, "start": "2026-11-27T03:00:00Z", "end": "2026-11-27T03:05:00Z",
+                "track": "live"}),
+            "health/export/siem-export": health_record("export", now, exported=42, deadLettered=2),
+        })
+        health = wait_for(lambda: ((world.get("healthy") or {}).get("status") or {}).get("health", {}).get("lag")
+                          and world.get("healthy")["status"]["health"], 15, "health in status")  # type: ignore[index]
+        assert health["lag"] == "25m"
+        assert health["lagSeconds"] == 1500
+        assert health["regionCount"] == 1
+        assert health["lastExportTime"]
+        assert health["exportedCount"] == 42
+        assert health["deadLetteredCount"] == 2
+        assert health["regions"][0]["lastExportTime"].startswith("2026-11-27T03:05:00")
