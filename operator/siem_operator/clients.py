@@ -60,7 +60,10 @@ def auth_for(credentials: Credentials, *, tenancy_id: str, region: str,
                           private_key=data["privateKey"], passphrase=data.get("passphrase") or None, region=region)
     except ValueError as exc:
         # pydantic's message quotes the input; name the fields only
-        fields = sorted({str(e["loc"][0]) for e in getattr(exc, "errors", list)() if e.get("loc")})
+        secret_keys = {"user": "user", "fingerprint": "fingerprint", "private_key": "privateKey",
+                       "passphrase": "passphrase"}
+        fields = sorted({secret_keys.get(str(e["loc"][0]), str(e["loc"][0]))
+                         for e in getattr(exc, "errors", list)() if e.get("loc")})
         raise CredentialsSecretInvalid(f"the credentials Secret {credentials.secret_ref.name!r} has invalid "
                                        f"{', '.join(fields) or 'values'}") from None
 
