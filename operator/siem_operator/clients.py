@@ -14,6 +14,7 @@ are handed out behind a thin proxy that counts every public SDK call by service,
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,11 +31,26 @@ from siem_pipeline.oci_clients import (
     InstancePrincipalAuth,
     OciAuth,
     OciClientFactory,
+    RetryPolicy,
     WorkloadIdentityAuth,
 )
 
 #: the keys of an ApiKey credentials Secret (spec.credentials.secretRef)
 API_KEY_FIELDS: Final = ("user", "fingerprint", "privateKey", "passphrase")
+
+
+#: the operator's retries inside one call: brief, because a worker must not wait long and kopf retries the whole
+#: reconcile with the backoff of the classified error (:mod:`siem_operator.errors`)
+OPERATOR_RETRY: Final = RetryPolicy(max_attempts=3, total_elapsed_seconds=30.0, max_wait_seconds=5.0)
+
+
+def operator_settings(environ: Mapping[str, str] | None = None) -> ClientSettings:
+    """:meth:`ClientSettings.from_env`, with :data:`OPERATOR_RETRY` unless ``SIEM_OCI_RETRY_*`` says otherwise."""
+    env = os.environ if environ is None else environ
+    settings = ClientSettings.from_env(env)
+    if not env.get("SIEM_OCI_RETRY_MAX_ATTEMPTS") and not env.get("SIEM_OCI_RETRY_MAX_SECONDS"):
+        settings = settings.model_copy(update={"retry": OPERATOR_RETRY})
+    return settings
 
 
 class CredentialsSecretInvalid(ValueError):
@@ -129,7 +145,7 @@ class FactoryCache:
                 self._leave(pipeline_uid, previous)
             factory = self._factories.get(auth)
             if factory is None:
-                settings = self.settings if self.settings is not None else ClientSettings.from_env()
+                settings = self.settings if self.settings is not None else operator_settings()
                 factory = self._factories[auth] = MeteredFactory(auth, settings, name="siem-operator")
                 metrics.OCI_FACTORIES.set(len(self._factories))
             self._users.setdefault(auth, set()).add(pipeline_uid)

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from ocisim.controlclient import OcisimControl
 from siem_operator.clients import FactoryCache
 from siem_operator.desired import desired_children
 from siem_operator.kube import KubernetesApi
 from siem_operator.reconciler import Outcome, PipelineObject, Reconciler, Settings
 from siem_operator.spec import parse_spec
+from siem_pipeline.oci_clients import CircuitBreakerPolicy, ClientSettings
 from tests.operator.harness import World
 
 
@@ -154,3 +156,39 @@ def test_deletion_removes_every_child_in_reverse_order(world: World, reconciler:
             break
     assert result == Outcome.DELETED
     assert world.owned(uid) == []
+
+
+def test_oci_errors_are_classified_once(world: World, ocisim_control: OcisimControl) -> None:
+    settings = ClientSettings.fast(endpoint_template=world.ocisim.endpoint_template,
+                                   circuit_breaker=CircuitBreakerPolicy(enabled=False))
+    factories = FactoryCache(settings)
+    reconciler = Reconciler(KubernetesApi(world.api_client), factories, Settings(requeue_seconds=0.1))
+    try:
+        world.apply("p7")
+        ocisim_control.fault(service="streaming", operation="CreateStream", status=429, code="TooManyRequests")
+        throttled = reconciler.reconcile(obj(world, "p7"), attempt=3)
+        assert throttled.outcome == Outcome.ERROR
+        assert throttled.requeue_after == 20  # backoff 5 s doubling, third attempt
+        synced = world.condition("p7", "Synced")
+        assert synced is not None
+        assert (synced["status"], synced["reason"]) == ("False", "Throttled")
+        assert "opc-request-id" in synced["message"]
+        assert [e.reason for e in throttled.events if e.type == "Warning"] == ["CreateFailed"]
+
+        ocisim_control.clear_faults()
+        ocisim_control.fault(service="streaming", operation="CreateStream", status=400, code="InvalidParameter",
+                             message="partitions is out of range")
+        invalid = reconciler.reconcile(obj(world, "p7"))
+        assert invalid.outcome == Outcome.INVALID
+        assert invalid.terminal
+        assert invalid.requeue_after is None
+        synced = world.condition("p7", "Synced")
+        assert synced is not None
+        assert synced["reason"] == "InvalidSpec"
+        assert "partitions is out of range" in synced["message"]
+
+        ocisim_control.clear_faults()
+        assert reconciler.reconcile(obj(world, "p7")).outcome == Outcome.CONVERGED
+        world.wait_condition("p7", "Synced", "True", "ReconcileSuccess", timeout=1)
+    finally:
+        factories.close()
