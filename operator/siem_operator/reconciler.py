@@ -227,6 +227,11 @@ class _Run:
         try:
             self.prepare()
         except _Failed as failed:
+            if self.obj.deleting and not any(c.ocid for c in self.children.values()):
+                # nothing was ever created (an invalid spec, say): nothing holds the finalizer
+                self.event(NORMAL, "Deleted", f"no OCI resource of this SiemPipeline was ever recorded; "
+                                              f"released ({failed.error.reason})")
+                return Result(Outcome.DELETED, events=self.events, released=True)
             return self.finish(None, failed.error)
         last: Plan | None = None
         for _ in range(self.r.settings.max_passes):

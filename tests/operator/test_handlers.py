@@ -130,6 +130,8 @@ def test_an_invalid_spec_is_reported_once_without_a_hot_loop(world: World) -> No
                           for o in ("Invalid", "Error", "Converged", "Skipped"))
         assert drift_after == drift_before
         assert world.owned(uid) == []
+        world.delete("bad")  # nothing was created, so nothing holds the finalizer
+        wait_for(lambda: world.get("bad") is None, 15, "the invalid SiemPipeline gone")
 
 
 def test_a_restarted_operator_never_duplicates_children(world: World) -> None:
