@@ -1,0 +1,353 @@
+"""The export pipeline end to end through ocisim: the real SDK, the real FDK processes, the real chain.
+
+The pipeline's OCI resources are what the operator would create: :func:`siem_operator.desired.desired_children`
+of a ``SiemPipeline`` spec, created through the operator's adapters — streams, topics, the Functions
+application and its three functions (one image, ``functions/dispatch``, registered in ocisim), the
+ONS subscriptions, the Resource Scheduler schedule, and the Vault secrets holding the HEC token and the
+receiver's CA. Audit activity is generated in three regions and a nested compartment tree (root
+included); advancing ocisim's virtual clock past the cron boundary fires the schedule, which invokes
+fanout, which publishes to the fetch topic, which invokes fetch, which signals export, which sends to a
+HEC receiver on loopback over verified TLS.
+
+The functions run on real time (as on OCI); the scheduler on ocisim's virtual clock, frozen at the
+start and advanced explicitly, so it is never behind real time and every generated event is visible.
+The windows fanout computes from real time cover ``[backfill start, horizon)`` whatever minute the run
+lands in (backfill up to the first live window, then the live window), so events are generated in
+``[backfill start, horizon at the start of the test)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import SecretStr
+
+from ocisim import OcisimServer
+from ocisim.controlclient import OcisimControl
+from siem_operator import spec as s
+from siem_operator.adapters import build_adapters
+from siem_operator.children import ChildKind, Ref, resolve
+from siem_operator.desired import desired_children
+from siem_operator.naming import PipelineIdentity, retry_token
+from siem_pipeline.formats.common import epoch_seconds
+from siem_pipeline.oci_clients import CircuitBreakerPolicy, ClientSettings, ConfigFileAuth, OciClientFactory
+from siem_pipeline.producer import StreamProducer
+from siem_pipeline.redact import Redactor
+from siem_pipeline.state import StateStore
+from siem_pipeline.windows import PairKey, format_time, parse_time
+from tests.support.hec_receiver import Failure, HecReceiver
+from tests.support.tls import Pki, make_pki
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "iad.ocir.io/ocisim/siem-functions:0.1.0"
+HOME = "us-ashburn-1"
+REGIONS = ("us-ashburn-1", "us-phoenix-1", "eu-frankfurt-1")
+TOKEN = "6b1c9f4e-2d3a-4e5f-8a7b-9c0d1e2f3a4b"
+DELAY_MINUTES = 2
+MIN = dt.timedelta(minutes=1)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def hec(pki: Pki) -> Iterator[HecReceiver]:
+    with HecReceiver(token=TOKEN, tls=pki.server_context()) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def factory(ocisim: OcisimServer) -> Iterator[OciClientFactory]:
+    assert ocisim.state_dir is not None
+    settings = ClientSettings.fast(endpoint_template=ocisim.endpoint_template,
+                                   circuit_breaker=CircuitBreakerPolicy(enabled=False))
+    with OciClientFactory(ConfigFileAuth(path=str(ocisim.state_dir / "config")), settings) as built:
+        yield built
+
+
+class Deployed:
+    """One pipeline deployed in ocisim, and what the test reads back."""
+
+    def __init__(self, ocisim: OcisimServer, control: OcisimControl, factory: OciClientFactory,
+                 hec: HecReceiver, pki: Pki, tmp_path: Path) -> None:
+        self.ocisim, self.control, self.factory, self.hec = ocisim, control, factory, hec
+        control.settings(auditApiCalls=False)  # only generated activity in the audit log
+        control.request("POST", "/functions/images", {"image": IMAGE, "path": str(ROOT / "functions" / "dispatch")})
+        control.freeze()
+        self.tenancy_id = str(control.tenancy()["tenancyId"])
+        self.compartments = {"/": self.tenancy_id}
+        self.compartments["siem"] = str(control.add_compartment("siem")["id"])
+        self.compartments["prod"] = str(control.add_compartment("prod")["id"])
+        self.compartments["prod/app"] = str(control.add_compartment("app", self.compartments["prod"])["id"])
+        self.compartments["prod/app/db"] = str(control.add_compartment("db", self.compartments["prod/app"])["id"])
+        vault = control.request("POST", "/vault/vaults", {"compartmentId": self.compartments["siem"],
+                                                          "displayName": "siem"})
+        self.backfill_start = floor_minute(real_now()) - 30 * MIN
+        spec = s.parse_spec({
+            "tenancyId": self.tenancy_id, "compartmentId": self.compartments["siem"], "homeRegion": HOME,
+            "credentials": {"type": "WorkloadIdentity"},
+            "sources": {"regions": list(REGIONS), "schedule": "*/5 * * * *", "delayMinutes": DELAY_MINUTES,
+                        "backfillStart": format_time(self.backfill_start)},
+            "trigger": {"type": "ResourceScheduler"},
+            "streams": {"partitions": 2, "retentionHours": 24},
+            "functions": {"image": IMAGE, "subnetIds": ["ocid1.subnet.oc1.iad.aaaaaaaae2esubnet"]},
+            "destination": {"hec": {"url": hec.url, "token": {"secretRef": {"name": "hec", "key": "token"}},
+                                    "index": "oci_audit"},
+                            "caBundle": {"secretRef": {"name": "hec-ca", "key": "ca.crt"}}},
+            "vault": {"vaultId": vault["vaultId"], "keyId": vault["keyId"]},
+        })
+        self.identity = PipelineIdentity("security", "e2e", str(uuid.uuid4()))
+        extra = {"SIEM_OCI_ENDPOINT_TEMPLATE": ocisim.endpoint_template,
+                 "SIEM_DEDUP_FILE": str(tmp_path / "export.ids"),  # not shared with other tests' runs
+                 "SIEM_ITEMS_PER_FETCH": "60"}  # one fetch request per run
+        children = desired_children(spec, self.identity, extra_config=extra, secret_values={
+            "token": SecretStr(TOKEN), "ca-bundle": SecretStr(pki.ca.read_text())})
+        adapters = build_adapters(factory, HOME)
+        self.ocids: dict[Ref, str] = {}
+        attributes: dict[Ref, dict[str, Any]] = {}
+        for child in children:
+            created = adapters[child.kind].create(resolve(child, self.ocids, attributes), self.identity.uid,
+                                                  retry_token(self.identity.uid, child.ref))
+            self.ocids[child.ref] = created.ocid
+            if child.kind is ChildKind.STREAM:
+                observed = adapters[child.kind].observe(resolve(child, self.ocids, attributes), created.ocid,
+                                                        self.identity.uid)
+                assert observed is not None
+                attributes[child.ref] = dict(observed.properties)
+        self.streams = {ref.key: (self.ocids[ref], attributes[ref]["messages_endpoint"])
+                        for ref in attributes}
+        self.functions = {ref.key: self.ocids[ref] for ref in self.ocids if ref.kind is ChildKind.FUNCTION}
+
+    # -- time and the schedule ---------------------------------------------------------------------------
+
+    def virtual_now(self) -> dt.datetime:
+        return parse_time(self.control.clock()["now"])
+
+    def fire(self) -> None:
+        """Advance the virtual clock just past the next */5 boundary: the schedule invokes fanout once."""
+        now = self.virtual_now()
+        boundary = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) + 5 * MIN
+        before = len(self.invocations("fanout"))
+        self.control.advance((boundary - now).total_seconds() + 1)
+        self.wait(lambda: len(self.invocations("fanout")) > before, "the schedule to run fanout")
+
+    def invocations(self, key: str) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = self.control.request(
+            "GET", f"/functions/invocations?functionId={self.functions[key]}")
+        return records
+
+    def settle(self, *, retries: bool = False) -> None:
+        """Wait until every ONS delivery is done; with ``retries``, move the clock on (a minute at a time,
+        never to the next schedule run) to let failed deliveries be retried."""
+        while True:
+            self.control.request("POST", "/ons/drain", {"timeoutSeconds": 100})
+            waiting = [d for d in self.control.request("GET", "/ons/deliveries")
+                       if d["state"] in ("PENDING", "IN_FLIGHT", "RETRY_WAIT")]
+            if not waiting:
+                return
+            assert retries, f"deliveries still waiting: {waiting}"
+            now = self.virtual_now()
+            assert now.minute % 5 < 4, "a retry would need the clock past the next schedule run"
+            self.control.advance(60)
+
+    @staticmethod
+    def wait(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    # -- audit activity ------------------------------------------------------------------------------------
+
+    def horizon(self) -> dt.datetime:
+        """The end of the live window a run started now would fetch (a run a minute later fetches more)."""
+        return floor_minute(real_now() - DELAY_MINUTES * MIN)
+
+    def generate(self, region: str, count: int, seed: int, end: dt.datetime,
+                 compartment_id: str | None = None) -> list[str]:
+        body: dict[str, Any] = {"region": region, "count": count, "seed": seed, "returnIds": True,
+                                "start": format_time(self.backfill_start), "end": format_time(end)}
+        if compartment_id is not None:
+            body["compartmentId"] = compartment_id
+        ids: list[str] = self.control.request("POST", "/audit/generate", body)["eventIds"]
+        return ids
+
+    # -- what landed where ------------------------------------------------------------------------------
+
+    def activity(self, count: int, seed: int, end: dt.datetime, compartment_id: str | None = None) -> set[str]:
+        """``count`` events in each region, from the backfill start to ``end``, over every compartment (or one)."""
+        ids: set[str] = set()
+        for i, region in enumerate(REGIONS):
+            ids |= set(self.generate(region, count, seed + i, end, compartment_id))
+        return ids
+
+    def messages(self, key: str) -> list[dict[str, Any]]:
+        out = []
+        for m in self.control.request("GET", f"/streaming/streams/{self.streams[key][0]}/messages"):
+            out.append({"key": base64.b64decode(m["key"]) if m.get("key") is not None else None,
+                        "value": base64.b64decode(m["value"]), "partition": m["partition"], "offset": m["offset"]})
+        return out
+
+    def state(self) -> StateStore:
+        stream_id, endpoint = self.streams["state"]
+        client = self.factory.stream(endpoint)
+        store = StateStore(client, stream_id, StreamProducer(client, stream_id))
+        store.load()
+        return store
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return [orjson.loads(m["value"]) for m in self.messages("dead-letter")]
+
+    def put_event(self, value: bytes, key: bytes) -> None:
+        stream_id, endpoint = self.streams["events"]
+        StreamProducer(self.factory.stream(endpoint), stream_id).put([(key, value)])
+
+    def function_errors(self) -> list[dict[str, Any]]:
+        return [r for key in self.functions for r in self.invocations(key) if r["status"] != 200]
+
+
+def letter_id(letter: dict[str, Any]) -> str | None:
+    """The eventId of a dead letter: the record's, or that of the event it holds (an event that could not
+    be read as one has no eventId in the record, but keeps the one it carries)."""
+    if letter.get("eventId"):
+        return str(letter["eventId"])
+    event = letter.get("event")
+    return str(event["eventId"]) if isinstance(event, dict) and event.get("eventId") else None
+
+
+def real_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def floor_minute(when: dt.datetime) -> dt.datetime:
+    return when.replace(second=0, microsecond=0)
+
+
+@pytest.fixture
+def pipeline(ocisim: OcisimServer, ocisim_control: OcisimControl, factory: OciClientFactory, hec: HecReceiver,
+             pki: Pki, tmp_path: Path) -> Deployed:
+    return Deployed(ocisim, ocisim_control, factory, hec, pki, tmp_path)
+
+
+def test_every_event_reaches_the_siem_exactly_once(pipeline: Deployed, hec: HecReceiver) -> None:
+    # -- the first run: 3 regions x 5 compartments (root, siem, prod, prod/app, prod/app/db) ----------------
+    horizon = pipeline.horizon()
+    generated = pipeline.activity(250, seed=0, end=horizon)
+    assert len(generated) == 750
+    pipeline.fire()
+    pipeline.settle()
+    assert pipeline.function_errors() == []
+
+    received = hec.event_ids()
+    assert set(received) == generated  # every event, nothing else
+    assert len(received) == len(generated)  # each once
+    redactor = Redactor()
+    for envelope in hec.events:
+        event = envelope["event"]
+        assert envelope["time"] == epoch_seconds(event["eventTime"])  # the SIEM timeline is the event's
+        assert envelope["source"] == f"oci:audit:{event['region']}"
+        assert envelope["index"] == "oci_audit"
+        assert redactor(event) == event  # no credential left to redact
+    assert {e["event"]["region"] for e in hec.events} == set(REGIONS)
+    assert {e["event"]["data"]["compartmentId"] for e in hec.events} == set(pipeline.compartments.values())
+
+    # watermarks: every pair's live watermark is the end of its last closed window, its backfill done
+    work = [orjson.loads(m["value"]) for m in pipeline.messages("work")]
+    live = {(w["region"], w["compartmentId"]): (parse_time(w["start"]), parse_time(w["end"]))
+            for w in work if w["track"] == "live"}
+    assert len(live) == len(REGIONS) * len(pipeline.compartments)
+    state = pipeline.state()
+    for region in REGIONS:
+        for compartment_id in pipeline.compartments.values():
+            pair = PairKey(region, compartment_id)
+            start, end = live[(region, compartment_id)]
+            assert horizon <= end <= horizon + 2 * MIN
+            assert state.watermark(pair) == end  # the end of the last closed window
+            backfill = state.backfill(pair)
+            assert backfill is not None
+            assert (backfill.end, backfill.done) == (start, True)  # history up to the first live window
+    health = state.health()
+    assert health["health/fanout"]["pairs"] == 15
+    assert {h["region"] for k, h in health.items() if k.startswith("health/fetch/")} == set(REGIONS)
+    export_health = health["health/export/siem-export"]
+    assert (export_health["destination"], export_health["deadLettered"]) == ("splunk-hec", 0)
+    assert pipeline.dead_letters() == []
+
+    # -- the next run: a nested compartment created since, with history; nothing of the first run again -------
+    cache = str(pipeline.control.add_compartment("cache", pipeline.compartments["prod/app"])["id"])
+    later = pipeline.activity(60, seed=10, end=pipeline.horizon(), compartment_id=cache)
+    pipeline.fire()
+    pipeline.settle()
+    assert pipeline.function_errors() == []
+    received = hec.event_ids()
+    assert set(received) == generated | later
+    assert len(received) == len(generated | later)  # still each once
+    state = pipeline.state()
+    for region in REGIONS:
+        backfill = state.backfill(PairKey(region, cache))
+        assert backfill is not None
+        assert backfill.done
+        assert state.watermark(PairKey(region, cache)) == backfill.end + 5 * MIN  # one live window after it
+    assert state.health()["health/fanout"]["pairs"] == 18
+
+
+def test_no_event_is_lost_under_faults(pipeline: Deployed, hec: HecReceiver) -> None:
+    """Audit 429s and a 503, failed put entries on every stream, SIEM 503s and a dropped connection, an
+    event the SIEM refuses and two the export cannot read: every event is delivered or dead-lettered
+    with its reason."""
+    generated = pipeline.activity(150, seed=20, end=pipeline.horizon())
+    rejected = sorted(generated)[7]
+    hec.poison = lambda envelope: envelope["event"]["eventId"] == rejected  # the SIEM refuses this one (code 6)
+    pipeline.put_event(b'{"eventId": "poison-1", "eventType": "com.oraclecloud.x", "eventTime": "yesterday"}',
+                       b"poison-1")
+    pipeline.put_event(b"\xff\xfe not even text", b"poison-2")
+    control = pipeline.control
+    control.fault(service="audit", operation="ListEvents", status=429, code="TooManyRequests", count=2)
+    control.fault(service="audit", operation="ListEvents", region="us-phoenix-1", status=503, count=1)
+    control.fault(service="streaming", operation="PutMessages.entry", status=500, code="InternalServerError",
+                  rate=0.05, count=25)
+    hec.script(Failure(503, 9), Failure(503, 9, retry_after="0"), Failure(close=True))
+    pipeline.fire()
+    pipeline.settle(retries=True)
+
+    received = hec.event_ids()
+    letters = pipeline.dead_letters()
+    lettered = {letter_id(letter): letter["reason"] for letter in letters}
+    assert set(received) | set(lettered) >= generated  # none lost
+    assert set(received) <= generated
+    assert rejected in lettered
+    assert "code 6" in lettered[rejected]
+    assert rejected not in received
+    assert "RFC 3339" in lettered["poison-1"]
+    assert any("eventBase64" in letter and "UTF-8" in letter["reason"] for letter in letters)
+    assert all(reason for reason in lettered.values())  # every dead letter says why
+    assert len(letters) == 3
+    duplicates = len(received) - len(set(received))  # at-least-once: counted, not forbidden
+    hits = {op: sum(r["hits"] for r in control.request("GET", "/faults") if r["operation"] == op)
+            for op in ("ListEvents", "PutMessages.entry")}
+    assert hits["ListEvents"] == 3  # the faults happened
+    assert hits["PutMessages.entry"] >= 1
+    assert sum(r.status == 503 for r in hec.requests) == 2
+    state = pipeline.state()
+    for region in REGIONS:
+        for compartment_id in pipeline.compartments.values():
+            backfill = state.backfill(PairKey(region, compartment_id))
+            assert backfill is not None
+            assert backfill.done
+            assert state.watermark(PairKey(region, compartment_id)) == backfill.end + 5 * MIN
+    export_health = state.health()["health/export/siem-export"]
+    assert export_health["deadLettered"] >= 1
+    print(f"faults: {len(set(received))} delivered, {len(lettered)} dead-lettered, {duplicates} duplicates, "
+          f"fault hits {hits}, failed invocations {len(pipeline.function_errors())}")
