@@ -7,7 +7,8 @@ tells kopf what happens next:
   Warning Event, no retry until the spec changes); an immutable change is reported by condition only.
 - a timer (``SIEM_OPERATOR_DRIFT_INTERVAL`` seconds, default 300) re-observes every child and repairs what
   was deleted or changed outside the operator, with an Event per repair; it skips objects whose current
-  generation was found invalid, and objects a reconcile is already working on.
+  generation was found invalid, objects a reconcile is already working on and objects reconciled less than
+  half an interval ago.
 - delete → the finalizer ``siem.ocisiem.io/finalizer`` stays until every child is confirmed gone (reverse
   order); with ``deletionPolicy: Retain`` the children are left and an Event lists them.
 
@@ -145,9 +146,9 @@ def _invalid_now(body: Mapping[str, Any]) -> bool:
 @kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)
 def drift(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     obj = PipelineObject.from_body(body)
-    if obj.deleting or _invalid_now(body):
-        return
     reconciler: Reconciler = memo.reconciler
+    if obj.deleting or _invalid_now(body) or reconciler.since_last(obj.uid) < DRIFT_INTERVAL / 2:
+        return  # deleting, known invalid, or just looked at by a change handler
     result = reconciler.reconcile(obj, trigger="drift", wait=False)
     _post(body, result)
 

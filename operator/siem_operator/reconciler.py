@@ -39,7 +39,7 @@ from pydantic import SecretStr
 
 from siem_operator import conditions, metrics
 from siem_operator.adapters import build_adapters
-from siem_operator.children import Action, ActionType, Adapter, ChildKind, Desired, Observed, Ref, resolve
+from siem_operator.children import Action, ActionType, Adapter, ChildKind, Desired, Observed, Phase, Ref, resolve
 from siem_operator.clients import CredentialsSecretInvalid, FactoryCache, auth_for
 from siem_operator.desired import MissingSecretValue, desired_children
 from siem_operator.errors import Classified, ErrorKind, classify
@@ -155,15 +155,22 @@ class Reconciler:
         self.settings = settings or Settings()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._finished: dict[str, float] = {}
 
     def _lock(self, uid: str) -> threading.Lock:
         with self._locks_lock:
             return self._locks.setdefault(uid, threading.Lock())
 
+    def since_last(self, uid: str) -> float:
+        """Seconds since the last reconcile of ``uid`` finished (infinity when there was none)."""
+        finished = self._finished.get(uid)
+        return float("inf") if finished is None else time.monotonic() - finished
+
     def forget(self, uid: str) -> None:
         """The object is gone: drop its lock, factory use and metrics."""
         with self._locks_lock:
             self._locks.pop(uid, None)
+            self._finished.pop(uid, None)
         self.factories.release(uid)
         metrics.forget_children(uid)
 
@@ -187,6 +194,7 @@ class Reconciler:
             result = _Run(self, obj, attempt).run()
             return result
         finally:
+            self._finished[obj.uid] = time.monotonic()
             lock.release()
             metrics.RECONCILES.labels(trigger=trigger, outcome=result.outcome).inc()
             metrics.RECONCILE_DURATION.labels(outcome=result.outcome).observe(time.monotonic() - started)
@@ -217,6 +225,8 @@ class _Run:
         self.observed: dict[Ref, Observed | None] = {}
         self.factory: OciClientFactory | None = None
         self.attributes: dict[Ref, Mapping[str, Any]] = {}
+        #: children acted on since the last gather
+        self.acted: set[Ref] = set()
 
     def event(self, type_: str, reason: str, message: str) -> None:
         self.events.append(EventRecord(type_, reason, message))
@@ -294,7 +304,10 @@ class _Run:
         ocids = {ref: c.ocid for ref, c in self.children.items() if c.ocid}
         attributes: dict[Ref, Mapping[str, Any]] = {}
         observations: dict[Ref, Observation] = {}
-        self.observed = {}
+        # a later pass of the same call re-reads only what may have moved: what was acted on, or not Ready
+        settled = {ref for ref, o in self.observed.items()
+                   if o is not None and o.phase is Phase.READY and ref not in self.acted}
+        previous, self.observed, self.acted = self.observed, {}, set()
         try:
             for child in self.desired:  # dependencies first, so their OCIDs resolve the dependents
                 known = self.children.get(child.ref)
@@ -308,7 +321,10 @@ class _Run:
                     self.observed[child.ref] = None
                     continue
                 adapter = self.adapters[child.kind]
-                observed = adapter.observe(resolved or child, known_ocid, self.obj.uid)
+                if child.ref in settled:
+                    observed = previous[child.ref]
+                else:
+                    observed = adapter.observe(resolved or child, known_ocid, self.obj.uid)
                 self.observed[child.ref] = observed
                 differences: tuple[Any, ...] = ()
                 if observed is not None:
@@ -360,7 +376,13 @@ class _Run:
         by_ref = {d.ref: d for d in self.desired}
         ocids = {ref: c.ocid for ref, c in self.children.items() if c.ocid}
         self.attributes = {ref: o.properties for ref, o in self.observed.items() if o is not None}
+        creates = [a.ref for a in current.executable if a.type is ActionType.CREATE]
+        if creates:  # intents first, in one write: after a crash the next reconcile knows each incarnation
+            for ref in creates:
+                self.children[ref] = self.intent(by_ref[ref])
+            self.write_children()
         for action in current.executable:
+            self.acted.add(action.ref)
             try:
                 if action.type is ActionType.CREATE:
                     self.create(by_ref[action.ref], ocids)
@@ -372,15 +394,20 @@ class _Run:
                 return self.failure(action.type.value, action, exc)
         return None
 
-    def create(self, child: Desired, ocids: dict[Ref, str]) -> None:
+    def intent(self, child: Desired) -> ChildStatus:
+        """The status entry of a child about to be created: its name and incarnation, no OCID yet."""
         entry = self.children.get(child.ref)
         incarnation = entry.incarnation if entry is not None else 0
         if entry is not None and entry.ocid:  # it existed and OCI confirmed it is gone: a new incarnation
             incarnation += 1
-        # intent first: after a crash the next reconcile knows the incarnation (so the retry token)
-        self.children[child.ref] = ChildStatus(kind=child.kind.value, key=child.key, name=child.name,
-                                               incarnation=incarnation)
-        self.write_children()
+        return ChildStatus(kind=child.kind.value, key=child.key, name=child.name, incarnation=incarnation)
+
+    def create(self, child: Desired, ocids: dict[Ref, str]) -> None:
+        entry = self.children.get(child.ref)
+        if entry is None or entry.ocid:  # act() records intents; this is only a safety net
+            entry = self.children[child.ref] = self.intent(child)
+            self.write_children()
+        incarnation = entry.incarnation
         resolved = resolve(child, ocids, self.attributes)
         try:
             try:

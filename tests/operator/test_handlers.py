@@ -20,7 +20,7 @@ import yaml
 from siem_operator.children import PIPELINE_UID_TAG
 from siem_pipeline.producer import StreamProducer
 from siem_pipeline.state import StateStore, health_record
-from tests.operator.harness import CRD_FILE, World, metric, wait_for
+from tests.operator.harness import CRD_FILE, World, metric, secret_body, wait_for
 
 ARGS = ["run", "--standalone", "--all-namespaces", "--verbose", "-m", "siem_operator.handlers"]
 
@@ -224,3 +224,26 @@ def test_health_from_the_state_stream_fills_the_printer_columns(world: World) ->
         assert health["exportedCount"] == 42
         assert health["deadLetteredCount"] == 2
         assert health["regions"][0]["lastExportTime"].startswith("2026-11-27T03:05:00")
+
+
+def test_a_missing_secret_is_reported_and_recovers_when_it_appears(world: World) -> None:
+    world.core.delete_namespaced_secret("splunk-hec", "default")
+    with operator():
+        uid = world.apply("waiting")["metadata"]["uid"]
+        ready = world.wait_condition("waiting", "Ready", "False", "SecretNotFound")
+        assert "splunk-hec" in ready["message"]
+        assert world.owned(uid) == []
+        world.core.create_namespaced_secret("default", secret_body("splunk-hec", {"token": world.hec_token}))
+        world.wait_condition("waiting", "Ready", "True", "Available")  # picked up within the drift interval
+
+
+def test_many_pipelines_at_once(world: World) -> None:
+    names = [f"tenant-{i:02d}" for i in range(5)]
+    with operator():
+        uids = {name: world.apply(name)["metadata"]["uid"] for name in names}
+        for name in names:
+            world.wait_condition(name, "Ready", "True", "Available", timeout=90)
+    per_pipeline = {name: identities(world.owned(uid)) for name, uid in uids.items()}
+    sizes = {len(found) for found in per_pipeline.values()}
+    assert len(sizes) == 1, sizes
+    assert all(count == 1 for found in per_pipeline.values() for count in found.values())
