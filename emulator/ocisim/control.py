@@ -1,6 +1,7 @@
 """The unsigned control API under ``/_ocisim/``: what tests and the demo use to steer the world.
 
-Core routes live here (reset, clock, settings, faults, regions, compartments, users, inventory);
+Core routes live here (reset, clock, settings, faults, regions, compartments, users, inventory, and
+``/calls``: how many calls each operation served, by region, service, method and status);
 each service adds its own (``/_ocisim/audit/generate``, ``/_ocisim/ons/deliveries``, …).
 Nothing here is reachable through the OCI SDK: it has no region, service or version prefix.
 """
@@ -189,6 +190,16 @@ def core_control_routes(emulator: Emulator) -> list[ControlRoute]:
             "regions": regions,
         })
 
+    async def list_calls(_request: web.Request) -> web.StreamResponse:
+        calls = [{"region": region, "service": service, "operation": operation, "method": method, "status": status,
+                  "count": count}
+                 for (region, service, operation, method, status), count in sorted(emulator.calls.items())]
+        return json_response({"total": sum(emulator.calls.values()), "calls": calls})
+
+    async def clear_calls(_request: web.Request) -> web.StreamResponse:
+        emulator.calls.clear()
+        return web.Response(status=204)
+
     return [
         ControlRoute("POST", "/reset", reset),
         ControlRoute("GET", "/clock", get_clock),
@@ -206,4 +217,6 @@ def core_control_routes(emulator: Emulator) -> list[ControlRoute]:
         ControlRoute("PATCH", "/compartments/{compartmentId}", set_compartment),
         ControlRoute("POST", "/users", add_user),
         ControlRoute("GET", "/inventory", inventory),
+        ControlRoute("GET", "/calls", list_calls),
+        ControlRoute("DELETE", "/calls", clear_calls),
     ]

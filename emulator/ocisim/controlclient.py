@@ -67,3 +67,12 @@ class OcisimControl:
     def inventory(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", "/inventory")
         return result
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Calls served since the last reset or :meth:`clear_calls`: one entry per region, service, operation,
+        HTTP method and status, with its ``count``."""
+        result: list[dict[str, Any]] = self.request("GET", "/calls")["calls"]
+        return result
+
+    def clear_calls(self) -> None:
+        self.request("DELETE", "/calls")

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -56,6 +57,10 @@ class Emulator:
         self.services: dict[str, Service] = {}
         self._replays: dict[tuple[str, str, str, str], _Replay] = {}
         world.on_reset(self._replays.clear)
+        #: every call routed to an operation (audited or not, signed or not), by region, service, operation,
+        #: HTTP method and status; read and cleared through ``/_ocisim/calls``, cleared by a reset
+        self.calls: Counter[tuple[str, str, str, str, int]] = Counter()
+        world.on_reset(self.calls.clear)
         for cls in services:
             service = cls(world)
             self.services[service.name] = service
@@ -127,6 +132,7 @@ class Emulator:
             status, message = exc.status, exc.message
             raise
         finally:
+            self.calls[(region.name, service.name, route.operation, request.method, status)] += 1
             if call.principal is not None and route.audited:
                 self._audit(call, status, message)
         response.headers["opc-request-id"] = request_id
