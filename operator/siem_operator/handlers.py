@@ -14,11 +14,13 @@ tells kopf what happens next:
 
 Settings (environment): ``SIEM_OPERATOR_DRIFT_INTERVAL`` (read at import), ``SIEM_OPERATOR_REQUEUE_SECONDS``,
 ``SIEM_OPERATOR_PEERING`` (a peering name; unset: standalone), ``SIEM_OPERATOR_POST_KOPF_EVENTS``
-(true/false: kopf's own handler Events), ``SIEM_OPERATOR_WORKERS``, ``SIEM_OPERATOR_HEALTH`` (true/false).
+(true/false: kopf's own handler Events), ``SIEM_OPERATOR_WORKERS``, ``SIEM_OPERATOR_HEALTH`` (true/false),
+``SIEM_OPERATOR_FUNCTION_CONFIG`` (a JSON object of strings added to every function's configuration).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -42,6 +44,7 @@ ENV_PEERING: Final = "SIEM_OPERATOR_PEERING"
 ENV_POST_KOPF_EVENTS: Final = "SIEM_OPERATOR_POST_KOPF_EVENTS"
 ENV_WORKERS: Final = "SIEM_OPERATOR_WORKERS"
 ENV_HEALTH: Final = "SIEM_OPERATOR_HEALTH"
+ENV_FUNCTION_CONFIG: Final = "SIEM_OPERATOR_FUNCTION_CONFIG"
 
 
 def _float_env(name: str, default: float) -> float:
@@ -66,6 +69,21 @@ def _bool_env(name: str, default: bool) -> bool:
     return raw == "true"
 
 
+def _function_config() -> dict[str, str]:
+    """``SIEM_OPERATOR_FUNCTION_CONFIG``: a JSON object of strings added to every function's configuration
+    (the sandbox passes ``SIEM_OCI_ENDPOINT_TEMPLATE`` so the functions reach ocisim). Never a secret."""
+    raw = os.environ.get(ENV_FUNCTION_CONFIG, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ValueError(f"{ENV_FUNCTION_CONFIG} is not JSON: expected an object of strings") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError(f"{ENV_FUNCTION_CONFIG} must be a JSON object whose values are strings")
+    return value
+
+
 DRIFT_INTERVAL: Final = _float_env(ENV_DRIFT_INTERVAL, 300.0)
 
 
@@ -86,7 +104,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.networking.error_backoffs = [min(requeue, 1.0), requeue, requeue * 3]
     if "reconciler" not in memo:
         memo.reconciler = Reconciler(KubernetesApi(), FactoryCache(),
-                                     Settings(requeue_seconds=requeue, read_health=_bool_env(ENV_HEALTH, True)))
+                                     Settings(requeue_seconds=requeue, read_health=_bool_env(ENV_HEALTH, True),
+                                              extra_config=_function_config()))
 
 
 @kopf.on.login()

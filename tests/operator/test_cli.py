@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -29,7 +30,9 @@ def get(url: str) -> httpx.Response | None:
         return None
 
 
-def test_run_serves_liveness_and_metrics_and_reconciles(world: World) -> None:
+def test_run_serves_liveness_and_metrics_and_reconciles(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIEM_OPERATOR_FUNCTION_CONFIG",
+                       json.dumps({"SIEM_OCI_ENDPOINT_TEMPLATE": world.ocisim.endpoint_template}))
     live, metrics = free_port(), free_port()
     command = [sys.executable, "-m", "siem_operator", "run", "--all-namespaces", "--standalone",
                "--liveness", f"http://127.0.0.1:{live}/healthz", "--metrics-port", str(metrics),
@@ -47,7 +50,9 @@ def test_run_serves_liveness_and_metrics_and_reconciles(world: World) -> None:
         assert 'siem_operator_oci_actions_total{action="create",kind="Stream",result="ok"} 4.0' in scraped
         assert 'siem_operator_children{kind="Stream",state="ACTIVE"} 4.0' in scraped
         assert "siem_operator_reconcile_duration_seconds_bucket" in scraped
-        assert uid
+        functions = [i for i in world.owned(uid) if i["_kind"] == "functions"]
+        assert len(functions) == 3
+        assert all(f["config"]["SIEM_OCI_ENDPOINT_TEMPLATE"] == world.ocisim.endpoint_template for f in functions)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
