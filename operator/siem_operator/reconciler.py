@@ -235,7 +235,12 @@ class _Run:
 
     def run(self) -> Result:
         try:
-            self.prepare()
+            try:
+                self.prepare()
+            except _Failed:
+                raise
+            except Exception as exc:  # noqa: BLE001 -- e.g. the Kubernetes API failing: classified, retried
+                raise _Failed(classify(exc)) from None
         except _Failed as failed:
             if self.obj.deleting and not any(c.ocid for c in self.children.values()):
                 # nothing was ever created (an invalid spec, say): nothing holds the finalizer
@@ -280,7 +285,12 @@ class _Run:
         except MissingSecretValue as exc:
             raise _Failed(classify(exc)) from None
         except ValueError as exc:
-            raise _Failed(classify(exc)) from None
+            if not obj.deleting:
+                raise _Failed(classify(exc)) from None
+            # the spec cannot be built any more (an older CRD let a bad change through): delete what the
+            # status knows, as orphans
+            log.warning("%s/%s: deleting the children the status knows: %s", obj.namespace, obj.name, exc)
+            self.desired = []
         credentials_data: dict[str, str] | None = None
         if spec.credentials.type is CredentialsType.API_KEY:
             assert spec.credentials.secret_ref is not None
@@ -337,8 +347,11 @@ class _Run:
             for ref, entry in self.children.items():
                 if ref in wanted or not entry.ocid:
                     continue
+                # what the kind's lookups need besides the OCID (functions are listed per application)
+                app = ocids.get(Ref(ChildKind.APPLICATION, "app"))
+                properties = {"application_id": app} if ref.kind is ChildKind.FUNCTION and app else {}
                 stub = Desired(kind=ref.kind, key=ref.key, name=entry.name or "", region=self.spec.home_region,
-                               compartment_id=self.spec.compartment_id)
+                               compartment_id=self.spec.compartment_id, properties=properties)
                 orphan = self.adapters[ref.kind].observe(stub, entry.ocid, self.obj.uid)
                 self.observed[ref] = orphan
                 observations[ref] = Observation(orphan)

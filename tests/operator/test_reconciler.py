@@ -192,3 +192,23 @@ def test_oci_errors_are_classified_once(world: World, ocisim_control: OcisimCont
         world.wait_condition("p7", "Synced", "True", "ReconcileSuccess", timeout=1)
     finally:
         factories.close()
+
+
+def test_deletion_still_works_when_the_spec_no_longer_builds(world: World, reconciler: Reconciler) -> None:
+    uid = world.apply("p8")["metadata"]["uid"]
+    assert reconciler.reconcile(obj(world, "p8")).outcome == Outcome.CONVERGED
+    broken = {"trigger": {"type": "Autoscaling", "autoscaling": {
+        "instancePoolId": "ocid1.instancepool.oc1.iad.aaaaaaaapool"}},
+        "sources": {**world.spec()["sources"], "schedule": "0 0 1 * 1"}}
+    released = False
+    for _ in range(20):
+        body = world.get("p8") or {}
+        body["spec"] = {**body["spec"], **broken}
+        body["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        outcome = reconciler.reconcile(PipelineObject.from_body(body))
+        assert outcome.error is None, outcome.message
+        if outcome.released:
+            released = True
+            break
+    assert released
+    assert world.owned(uid) == []
