@@ -70,12 +70,23 @@ def test_apply_ready_drift_update_and_delete(world: World, caplog: pytest.LogCap
         assert sum(1 for i in world.owned(uid) if i["_kind"] == "topics") == 2
         world.wait_condition("audit", "Ready", "True", "Available")
 
+        # a change made outside the operator is reverted by the drift timer, with an Event
+        fetch = children(world, "audit")["Function/fetch"]
+        functions = oci.functions.FunctionsManagementClient(
+            world.oci_config, service_endpoint=world.ocisim.endpoint(world.region, "functions"))
+        wanted = functions.get_function(fetch).data.memory_in_mbs
+        functions.update_function(fetch, oci.functions.models.UpdateFunctionDetails(memory_in_mbs=wanted * 2))
+        wait_for(lambda: functions.get_function(fetch).data.memory_in_mbs == wanted, 15, "the memory reverted")
+        wait_for(lambda: any(e.reason == "Updated" and "memory_in_mbs" in e.message for e in world.events(uid)), 10,
+                 "an Updated Event")
+
         # a mutable change is applied in place
         spec = (world.get("audit") or {})["spec"]
         world.patch_spec("audit", {"sources": {**spec["sources"], "schedule": "*/10 * * * *"}})
         wait_for(lambda: any(i.get("recurrenceDetails") == "*/10 * * * *" for i in world.owned(uid)
                              if i["_kind"] == "schedules"), 15, "the schedule updated")
-        wait_for(lambda: "Updated" in world.reasons(uid), 10, "an Updated Event")
+        wait_for(lambda: any(e.reason == "Updated" and "recurrence_details" in e.message for e in world.events(uid)),
+                 10, "an Updated Event")
         assert Counter(i["_kind"] for i in world.owned(uid)) == Counter(i["_kind"] for i in owned)
 
         world.delete("audit")
