@@ -201,7 +201,7 @@ def parse_event(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"the message is not JSON ({err})"
     if not isinstance(value, dict):
         return None, f"the message is JSON but not an object ({type(value).__name__})"
-    event = normalize(value)
+    event = normalize(value, raw)  # keeps the text: the redactor and formats splice it
     try:
         check_required(event)
     except EventShapeError as err:

@@ -20,11 +20,22 @@ import dataclasses
 import random
 import ssl
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 import certifi
+
+try:  # ISA-L's deflate: the same gzip format, about 5 times faster than zlib at level 1 (benchmarks/export_path.py)
+    from isal import isal_zlib as _isal_zlib
+
+    _HAVE_ISAL = True
+except ImportError:  # pragma: no cover - isal is a dependency; zlib stays correct without it
+    _HAVE_ISAL = False
+
+#: Which deflate implementation :func:`gzip_body` uses.
+GZIP_BACKEND: Final = "isal" if _HAVE_ISAL else "zlib"
 
 
 class DestinationError(Exception):
@@ -133,3 +144,18 @@ def chunks(payloads: Sequence[bytes], max_bytes: int, max_count: int,
         size += cost
     if group:
         yield group
+
+
+def gzip_body(body: bytes, level: int = 1) -> bytes:
+    """``body`` as one gzip member (``Content-Encoding: gzip``).
+
+    ``level`` is zlib's 1-9; with ISA-L it maps to ISA-L's 1 (zlib 1-2), 2 (3-5) and 3 (6-9). Measured on
+    generated audit events (5 KB on average, ``benchmarks/results/export.json``): zlib 1 compresses about
+    4.5:1 at 130 MB/s of CPU; ISA-L 1 about 4.4:1 at 700 MB/s; zlib 6 5.3:1 at 70 MB/s.
+    """
+    if _HAVE_ISAL:
+        isal_level = 1 if level <= 2 else 2 if level <= 5 else 3
+        fast = _isal_zlib.compressobj(isal_level, _isal_zlib.DEFLATED, 31)
+        return fast.compress(body) + fast.flush()
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return compressor.compress(body) + compressor.flush()

@@ -24,7 +24,6 @@ Auth: Basic (user and password) or ``Authorization: ApiKey <base64(id:key)>``; s
 
 from __future__ import annotations
 
-import gzip
 import logging
 import ssl
 from collections.abc import Callable, Sequence
@@ -43,6 +42,7 @@ from siem_pipeline.destinations.base import (
     DestinationError,
     Rejected,
     chunks,
+    gzip_body,
     parse_retry_after,
     tls_context,
 )
@@ -118,7 +118,7 @@ class BulkClient:
         if self._api_key is not None:
             headers["Authorization"] = f"ApiKey {self._api_key.get_secret_value()}"
         if self.compress:
-            body = gzip.compress(body, compresslevel=self.compress_level)
+            body = gzip_body(body, self.compress_level)
             headers["Content-Encoding"] = "gzip"
         result.requests += 1
         result.wire_bytes += len(body)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import gzip
 import logging
 import ssl
 import time
@@ -59,6 +58,7 @@ from siem_pipeline.destinations.base import (
     DestinationError,
     Rejected,
     chunks,
+    gzip_body,
     parse_retry_after,
     tls_context,
 )
@@ -184,7 +184,7 @@ class HecClient:
         """One request; transport failures raise :class:`DestinationError` (retried by the caller)."""
         headers = self._headers()
         if compress:
-            body = gzip.compress(body, compresslevel=self.compress_level)
+            body = gzip_body(body, self.compress_level)
             headers["Content-Encoding"] = "gzip"
         result.requests += 1
         result.wire_bytes += len(body)

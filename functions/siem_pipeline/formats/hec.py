@@ -10,6 +10,10 @@
 * ``source`` may name ``{region}``; the region comes from the event's top-level ``region`` if the
   producer annotated it, else from the format's ``default_region``, else the placeholder and the
   colon before it are dropped (``oci:audit:{region}`` → ``oci:audit``).
+
+The event's JSON is spliced into the envelope when the event carries it (a
+:class:`~siem_pipeline.formats.common.SourcedEvent`): the bytes are those ``orjson.dumps`` of the
+envelope would give for the compact JSON the fetch writes, without serialising the event again.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, Final
 
 import orjson
 
-from siem_pipeline.formats.common import epoch_seconds, get_path
+from siem_pipeline.formats.common import epoch_seconds, get_path, source_json
 
 DEFAULT_SOURCETYPE: Final = "oci:audit"
 DEFAULT_SOURCE: Final = "oci:audit:{region}"
@@ -57,6 +61,12 @@ class HecFormat:
         return self.source.replace(":{region}", "").replace("{region}", "")
 
     def envelope(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        envelope = self._head(event)
+        envelope["event"] = event
+        return envelope
+
+    def _head(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The envelope without ``event`` (which comes last)."""
         envelope: dict[str, Any] = {"time": epoch_seconds(event["eventTime"])}
         if self.host:
             envelope["host"] = self.host
@@ -69,9 +79,11 @@ class HecFormat:
                       if (flat := _flat(get_path(event, path))) is not None}
             if fields:
                 envelope["fields"] = fields
-        envelope["event"] = event
         return envelope
 
     def encode(self, event: Mapping[str, Any]) -> bytes:
         """One envelope as compact JSON (no trailing newline)."""
-        return orjson.dumps(self.envelope(event))
+        text = source_json(event)
+        if text is None:
+            return orjson.dumps(self.envelope(event))
+        return b"".join((orjson.dumps(self._head(event))[:-1], b',"event":', text, b"}"))

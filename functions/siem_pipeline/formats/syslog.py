@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import orjson
 
-from siem_pipeline.formats.common import get_path, rfc3339_micros, text_of
+from siem_pipeline.formats.common import get_path, rfc3339_micros, source_json, text_of
 
 #: Parts of ``data`` dropped, in this order, to bring a message under ``max_bytes``.
 TRIMMABLE: Final = ("request.headers", "response.headers", "response.payload", "request.parameters",
@@ -107,7 +107,12 @@ class SyslogFormat:
         sd = f"[{self.sd_id} {' '.join(params)}]" if params else "-"
         header = (f"<{pri}>1 {rfc3339_micros(event['eventTime'])} {header_field(self.hostname, 255)} "
                   f"{header_field(self.app_name, 48)} {header_field(self.procid, 128)} {msgid} {sd} ")
-        body = self.body(event).encode() if self.body else orjson.dumps(event)
+        if self.body:
+            body = self.body(event).encode()
+        else:
+            spliced = source_json(event)  # MSG is one line
+            body = (spliced if spliced is not None and b"\n" not in spliced and b"\r" not in spliced
+                    else orjson.dumps(event))
         return header.encode() + body
 
     def encode(self, event: Mapping[str, Any]) -> bytes:
