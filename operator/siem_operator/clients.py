@@ -23,6 +23,8 @@ from typing import Any, Final
 import oci
 
 from siem_operator import metrics
+from siem_operator.adapters import build_adapters
+from siem_operator.children import Adapter, ChildKind
 from siem_operator.spec import Credentials, CredentialsType
 from siem_pipeline.oci_clients import (
     KINDS,
@@ -136,6 +138,18 @@ class FactoryCache:
         self._users: dict[OciAuth, set[str]] = {}
         self._auth_of: dict[str, OciAuth] = {}
         self._last_used: dict[OciAuth, float] = {}
+        self._adapters: dict[tuple[OciAuth, str], dict[ChildKind, Adapter]] = {}
+
+    def adapters(self, pipeline_uid: str, auth: OciAuth,
+                 region: str) -> tuple[MeteredFactory, dict[ChildKind, Adapter]]:
+        """The factory for ``auth`` and its adapters for ``region``, kept with it (their caches, such as the
+        vault secret adapter's content digests, then last as long as the credentials are in use)."""
+        factory = self.acquire(pipeline_uid, auth)
+        with self._lock:
+            built = self._adapters.get((auth, region))
+            if built is None:
+                built = self._adapters[(auth, region)] = build_adapters(factory, region)
+            return factory, built
 
     def acquire(self, pipeline_uid: str, auth: OciAuth) -> MeteredFactory:
         """The factory for ``auth``; a pipeline that switched credentials releases its previous factory."""
@@ -167,6 +181,8 @@ class FactoryCache:
             self._users.pop(auth, None)
             self._last_used.pop(auth, None)
             factory = self._factories.pop(auth, None)
+            for key in [k for k in self._adapters if k[0] == auth]:
+                del self._adapters[key]
             if factory is not None:
                 factory.close()
             metrics.OCI_FACTORIES.set(len(self._factories))
@@ -180,6 +196,7 @@ class FactoryCache:
             self._users.clear()
             self._auth_of.clear()
             self._last_used.clear()
+            self._adapters.clear()
         for factory in factories:
             factory.close()
         metrics.OCI_FACTORIES.set(0)

@@ -38,7 +38,6 @@ import pydantic
 from pydantic import SecretStr
 
 from siem_operator import conditions, metrics
-from siem_operator.adapters import build_adapters
 from siem_operator.children import Action, ActionType, Adapter, ChildKind, Desired, Observed, Phase, Ref, resolve
 from siem_operator.clients import CredentialsSecretInvalid, FactoryCache, auth_for
 from siem_operator.desired import MissingSecretValue, desired_children
@@ -304,9 +303,7 @@ class _Run:
                             secret_data=credentials_data)
         except CredentialsSecretInvalid as exc:
             raise _Failed(Classified(ErrorKind.INVALID_CREDENTIALS, f"{exc}: fix the Secret.")) from None
-        factory = self.r.factories.acquire(obj.uid, auth)
-        self.adapters = build_adapters(factory, spec.home_region)
-        self.factory = factory
+        self.factory, self.adapters = self.r.factories.adapters(obj.uid, auth, spec.home_region)
 
     def gather(self) -> dict[Ref, Observation]:
         """Observe every desired child and every orphan the status knows."""
