@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from ocisim.controlclient import OcisimControl
@@ -43,6 +44,20 @@ def expected_children(world: World, name: str) -> int:
     return len(desired_children(parse_spec(body["spec"]), pipeline.identity, secret_values=secrets))
 
 
+WRITE_VERBS = frozenset({"create", "update", "delete", "change", "schedule", "cancel", "put", "publish"})
+
+
+def oci_calls() -> Counter[str]:
+    """OCI SDK calls so far, by operation (the operator's own counter)."""
+    out: Counter[str] = Counter()
+    for family in REGISTRY.collect():
+        if family.name == "siem_operator_oci_calls":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    out[sample.labels["operation"]] += int(sample.value)
+    return out
+
+
 def identities(items: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
     return Counter((i["_kind"], i.get("name") or i.get("displayName") or i.get("secretName")
                     or f"{i.get('topicId')}->{i.get('endpoint')}") for i in items)
@@ -72,9 +87,17 @@ def test_one_reconcile_creates_every_child_once_and_reports_ready(world: World, 
     assert sum(e.reason == "Created" for e in result.events) == count
     assert world.hec_token not in json.dumps(status) + repr(result)
 
-    again = reconciler.reconcile(obj(world, "p1"))  # steady state: nothing to do, nothing written
+    # steady state: nothing to do, nothing written, in OCI or in Kubernetes
+    version = (world.get("p1") or {})["metadata"]["resourceVersion"]
+    before = oci_calls()
+    again = reconciler.reconcile(obj(world, "p1"))
     assert again.outcome == Outcome.CONVERGED
     assert again.events == []
+    calls = oci_calls() - before
+    writes = {op: n for op, n in calls.items() if op.split("_")[0] in WRITE_VERBS and op != "create_cursor"}
+    assert writes == {}
+    assert sum(calls.values()) <= 25, calls  # a read per child, and the state stream's health
+    assert (world.get("p1") or {})["metadata"]["resourceVersion"] == version
 
 
 def test_a_lost_status_never_duplicates_a_child(world: World, reconciler: Reconciler) -> None:
