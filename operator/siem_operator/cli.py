@@ -2,6 +2,7 @@
 
     siem-operator run [--namespace NS ... | --all-namespaces] [--standalone | --peering NAME]
                       [--liveness http://0.0.0.0:8080/healthz] [--metrics-port 9090] [--verbose | --quiet]
+    siem-operator iam -f pipeline.yaml [--cluster-id OCID] [--json]   (see siem_operator.iam)
 
 Peering is off (standalone) unless ``--peering`` names a ``ClusterKopfPeering``: the chart runs one
 replica with the ``Recreate`` strategy. Handler settings come from the environment
@@ -14,6 +15,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+
+from siem_operator import iam
 
 DEFAULT_LIVENESS = "http://0.0.0.0:8080/healthz"
 DEFAULT_METRICS_PORT = 9090
@@ -39,12 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     verbosity = run.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true")
     verbosity.add_argument("-q", "--quiet", action="store_true")
+    iam.add_arguments(commands.add_parser("iam", help="print the OCI dynamic groups and IAM policies of SiemPipelines"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command != "run":  # pragma: no cover -- argparse only knows "run"
+    if args.command == "iam":
+        return iam.run(args)
+    if args.command != "run":  # pragma: no cover -- argparse only knows "run" and "iam"
         return 2
     import kopf
     from prometheus_client import start_http_server
