@@ -1,14 +1,19 @@
-"""``make bench``: every benchmark, one after the other; each records its figures in results/."""
+"""``make bench``: every benchmark, one after the other; each records its figures in results/.
+
+``make bench ARGS=--quick`` is a smoke run of the export benchmark (ocisim's keeps its defaults).
+"""
 
 from __future__ import annotations
 
 import sys
 
-from benchmarks import ocisim_throughput
+from benchmarks import export_path, ocisim_throughput
 
 
 def main(argv: list[str]) -> int:
-    ocisim_throughput.main(argv)
+    quick = "--quick" in argv
+    ocisim_throughput.main([a for a in argv if a != "--quick"])
+    export_path.main(["--quick"] if quick else [])
     return 0
 
 
