@@ -27,6 +27,10 @@ Batches and time:
     bytes per destination request before compression (default 1,000,000; ``_bulk``: 10,000,000)
 ``SIEM_EXPORT_MAX_BATCHES``, ``SIEM_EXPORT_MAX_SECONDS``
     stop after that many batches / seconds (default unlimited / 240, under the 300 s Fn timeout)
+``SIEM_EXPORT_LEASE``
+    ``false`` lets concurrent invocations export at once; by default one export of the group runs at a
+    time (a lease in the state stream, :mod:`siem_pipeline.export_lease`): the others wait for it, at
+    most half of ``SIEM_EXPORT_MAX_SECONDS``, so the SIEM does not get the same batch from each of them
 ``SIEM_GZIP``
     compress HEC and ``_bulk`` requests (default ``true``)
 
@@ -85,6 +89,7 @@ import datetime as dt
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -107,6 +112,7 @@ from siem_pipeline.export import (
     health_fields,
     replay_dead_letters,
 )
+from siem_pipeline.export_lease import Lease, holding
 from siem_pipeline.formats import BulkFormat, CefFormat, HecFormat, SyslogFormat
 from siem_pipeline.producer import StreamProducer
 from siem_pipeline.redact import Redactor
@@ -129,7 +135,7 @@ _ENV = {
     "dedup_capacity": "SIEM_DEDUP_CAPACITY", "dedup_file": "SIEM_DEDUP_FILE",
     "destination": "SIEM_DESTINATION", "url": "SIEM_DESTINATION_URL", "secret_id": "SIEM_SECRET_ID",
     "ca_bundle": "SIEM_CA_BUNDLE", "ca_bundle_secret_id": "SIEM_CA_BUNDLE_SECRET_ID",
-    "redaction": "SIEM_REDACTION", "tls_server_name": "SIEM_TLS_SERVER_NAME",
+    "redaction": "SIEM_REDACTION", "lease": "SIEM_EXPORT_LEASE", "tls_server_name": "SIEM_TLS_SERVER_NAME",
     "hec_index": "SIEM_HEC_INDEX", "hec_sourcetype": "SIEM_HEC_SOURCETYPE", "hec_source": "SIEM_HEC_SOURCE",
     "hec_host": "SIEM_HEC_HOST", "hec_fields": "SIEM_HEC_FIELDS", "hec_ack": "SIEM_HEC_ACK",
     "hec_ack_timeout": "SIEM_HEC_ACK_TIMEOUT", "hec_ack_poll": "SIEM_HEC_ACK_POLL_SECONDS",
@@ -179,6 +185,8 @@ class ExportConfig(BaseModel):
     ca_bundle_secret_id: str | None = None
     #: credential redaction; off only when ``SIEM_REDACTION`` is explicitly false
     redaction: bool = True
+    #: one export of the group at a time (a lease in the state stream)
+    lease: bool = True
     tls_server_name: str | None = None
     hec_index: str | None = None
     hec_sourcetype: str = "oci:audit"
@@ -210,7 +218,7 @@ class ExportConfig(BaseModel):
             return pairs
         return value
 
-    @field_validator("redaction", mode="before")
+    @field_validator("redaction", "lease", mode="before")
     @classmethod
     def _redaction(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -333,6 +341,21 @@ def open_destination(config: ExportConfig, factory: Any, *, secret: SecretStr | 
         built.close()
 
 
+@contextlib.contextmanager
+def _export_lease(config: ExportConfig, factory: Any) -> Iterator[float]:
+    """One export of the group at a time (:mod:`siem_pipeline.export_lease`), when there is a state stream
+    to hold the lease and ``SIEM_EXPORT_LEASE`` is not false; yields the seconds spent waiting for it.
+    A candidate waits at most half its time budget, then fails (ONS redelivers its signal later)."""
+    if not (config.lease and config.state_stream_id and config.state_endpoint):
+        yield 0.0
+        return
+    lease = Lease(factory.stream(config.state_endpoint), config.state_stream_id, config.group,
+                  holder=f"export-{uuid.uuid4().hex[:12]}",
+                  lifetime=dt.timedelta(seconds=config.max_seconds + 60))
+    with holding(lease, config.max_seconds / 2) as held:
+        yield held.waited
+
+
 def _log_redaction(config: ExportConfig) -> None:
     if not config.redaction:
         log.warning("credential redaction is OFF (SIEM_REDACTION=false): events reach %s as Audit wrote them, "
@@ -344,14 +367,15 @@ def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None =
     """One export invocation: read, deliver, dead-letter, commit; then write its health. Raises on
     failure (after writing nothing it should not have and committing nothing undelivered)."""
     _log_redaction(config)
-    with open_destination(config, factory, secret=secret, destination=destination) as dest:
+    with open_destination(config, factory, secret=secret, destination=destination) as dest, \
+            _export_lease(config, factory) as waited:
         reader = GroupReader(factory.stream(config.events_endpoint), config.events_stream_id, config.group,
                              instance_name=config.instance, limit=config.batch_events)
         exporter = Exporter(reader, dest, _dlq_writer(config, factory, dest, config.events_stream_id),
                             redactor=config.redactor(),
                             event_filter=EventTypeFilter(config.event_types, config.exclude_event_types),
                             id_store=FileIdStore(config.dedup_file or f"/tmp/siem-export-{config.group}.ids"),  # noqa: S108 (Fn's only writable place)
-                            max_batches=config.max_batches, max_seconds=config.max_seconds)
+                            max_batches=config.max_batches, max_seconds=max(config.max_seconds - waited, 1.0))
         counts = exporter.run()
         name = dest.name
     log.info("export done: %s", counts.to_json())

@@ -111,7 +111,8 @@ class Deployed:
         self.identity = PipelineIdentity("security", "e2e", str(uuid.uuid4()))
         extra = {"SIEM_OCI_ENDPOINT_TEMPLATE": ocisim.endpoint_template,
                  "SIEM_DEDUP_FILE": str(tmp_path / "export.ids"),  # not shared with other tests' runs
-                 "SIEM_ITEMS_PER_FETCH": "60"}  # one fetch request per run
+                 # several fetch requests per run, so several exports start at once (one holds the lease)
+                 "SIEM_ITEMS_PER_FETCH": "8"}
         children = desired_children(spec, self.identity, extra_config=extra, secret_values={
             "token": SecretStr(TOKEN), "ca-bundle": SecretStr(pki.ca.read_text())})
         adapters = build_adapters(factory, HOME)
@@ -253,6 +254,8 @@ def test_every_event_reaches_the_siem_exactly_once(pipeline: Deployed, hec: HecR
     received = hec.event_ids()
     assert set(received) == generated  # every event, nothing else
     assert len(received) == len(generated)  # each once
+    assert len(pipeline.invocations("fetch")) >= 3
+    assert len(pipeline.invocations("export")) == len(pipeline.invocations("fetch"))  # exports overlapped
     redactor = Redactor()
     for envelope in hec.events:
         event = envelope["event"]
@@ -333,7 +336,9 @@ def test_no_event_is_lost_under_faults(pipeline: Deployed, hec: HecReceiver) -> 
     assert "RFC 3339" in lettered["poison-1"]
     assert any("eventBase64" in letter and "UTF-8" in letter["reason"] for letter in letters)
     assert all(reason for reason in lettered.values())  # every dead letter says why
-    assert len(letters) == 3
+    # three events dead-lettered; a repeated window (a retried work-item entry can land in two fetch ranges)
+    # may put the refused one in the stream twice, and it is then dead-lettered twice
+    assert len(lettered) == 3
     duplicates = len(received) - len(set(received))  # at-least-once: counted, not forbidden
     hits = {op: sum(r["hits"] for r in control.request("GET", "/faults") if r["operation"] == op)
             for op in ("ListEvents", "PutMessages.entry")}
@@ -347,7 +352,6 @@ def test_no_event_is_lost_under_faults(pipeline: Deployed, hec: HecReceiver) -> 
             assert backfill is not None
             assert backfill.done
             assert state.watermark(PairKey(region, compartment_id)) == backfill.end + 5 * MIN
-    export_health = state.health()["health/export/siem-export"]
-    assert export_health["deadLettered"] >= 1
+    assert "health/export/siem-export" in state.health()  # counts of the last export invocation
     print(f"faults: {len(set(received))} delivered, {len(lettered)} dead-lettered, {duplicates} duplicates, "
           f"fault hits {hits}, failed invocations {len(pipeline.function_errors())}")
