@@ -45,3 +45,37 @@ def test_rows_carry_defaults_requirements_and_rules() -> None:
     assert "| string | yes |" in tenancy
     for column in crd.PRINTER_COLUMNS:
         assert f"| {column['name']} | {column['type']} |" in text
+
+
+def test_operations_explains_every_condition_reason() -> None:
+    from siem_operator.conditions import Reason
+    from siem_operator.errors import ErrorKind
+
+    text = (ROOT / "docs" / "operations.md").read_text()
+    table = text.split("## Troubleshooting by condition reason", 1)[1]
+    for reason in [*Reason, *ErrorKind]:
+        assert f"| `{reason.value}` |" in table, reason
+
+
+def test_iam_doc_shows_what_the_command_prints_for_the_example() -> None:
+    import yaml
+
+    from siem_operator import iam
+    from siem_operator.spec import parse_spec
+
+    doc = yaml.safe_load((ROOT / "examples" / "siempipeline.yaml").read_text())
+    spec = parse_spec(doc["spec"])
+    assert spec.vault is not None
+    plan = iam.plan(spec, doc["metadata"]["namespace"], doc["metadata"]["name"])
+    workload = ("request.principal.type = 'workload', request.principal.cluster_id = '<OKE cluster OCID>', "
+                "request.principal.namespace = 'siem-operator', request.principal.service_account = 'siem-operator'")
+    functions_group = next(g.name for g in plan.dynamic_groups if "functions" in g.name)
+    lines = set((ROOT / "docs" / "iam.md").read_text().splitlines())
+    for policy in plan.policies:
+        for statement in policy.statements:
+            shown = (statement.replace(spec.compartment_id, "C").replace(workload, "WI")
+                     .replace(functions_group, "<functions group>")
+                     .replace(spec.vault.vault_id, "<spec.vault.vaultId>")
+                     .replace(spec.vault.key_id, "<spec.vault.keyId>"))
+            assert shown in lines, shown
+    assert "ALL {resource.type = 'fnfunc', resource.compartment.id = 'C'}" in lines
