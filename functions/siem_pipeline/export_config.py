@@ -58,7 +58,8 @@ The destination:
     OCID of the Vault secret with the HEC token or the ``_bulk`` password/API key
 ``SIEM_CA_BUNDLE_SECRET_ID``
     OCID of a Vault secret holding the PEM of the CA(s) that sign the destination's certificate (what the
-    operator sets); read with the resource principal and written to a private temporary file for TLS
+    operator sets), trusted in addition to the public CAs; read with the resource principal and written
+    to a private temporary file for TLS
 ``SIEM_CA_BUNDLE``
     a PEM file of those CAs already in the image (used when no secret is named; default: the public CAs)
 ``SIEM_TLS_SERVER_NAME``
@@ -95,6 +96,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+import certifi
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -297,12 +299,14 @@ def _dlq_writer(config: ExportConfig, factory: Any, destination: Destination, so
 
 
 def read_ca_bundle(factory: Any, secret_id: str) -> str:
-    """The PEM text of the CA bundle in Vault secret ``secret_id`` (``SIEM_CA_BUNDLE_SECRET_ID``)."""
+    """The CAs to verify the destination with: the PEM in Vault secret ``secret_id``
+    (``SIEM_CA_BUNDLE_SECRET_ID``) **in addition to** the public CAs, as the spec's ``caBundle`` promises
+    (a file given as ``SIEM_CA_BUNDLE`` is used alone)."""
     pem = read_secret(factory, secret_id).get_secret_value()
     if "-----BEGIN CERTIFICATE-----" not in pem:
         raise DestinationConfigError(f"the Vault secret {secret_id} (SIEM_CA_BUNDLE_SECRET_ID) holds no PEM "
                                      "certificate: store the CA certificate(s) as PEM text")
-    return pem + "\n"
+    return pem.strip() + "\n" + Path(certifi.where()).read_text(encoding="utf-8")
 
 
 @contextlib.contextmanager

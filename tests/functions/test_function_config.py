@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import certifi
 import oci
 import orjson
 import pytest
@@ -26,7 +27,7 @@ from siem_operator.desired import Env
 from siem_pipeline import dispatch
 from siem_pipeline.collect_config import CollectConfig
 from siem_pipeline.destinations.base import DestinationConfigError
-from siem_pipeline.export_config import ExportConfig, core, run_export
+from siem_pipeline.export_config import ExportConfig, core, read_ca_bundle, run_export
 from siem_pipeline.fn import Invocation
 from siem_pipeline.oci_clients import OciClientFactory
 from siem_pipeline.workitems import FetchRequest
@@ -150,6 +151,14 @@ def test_fetch_stamps_the_region_and_the_hec_source_names_it(ocisim: OcisimServe
     assert {e["source"] for e in hec.events} == {"oci:audit:us-phoenix-1"}
     # redaction on by default
     assert authorizations(hec.events) == {"[REDACTED]"}
+
+
+def test_the_ca_secret_is_trusted_in_addition_to_the_public_cas(ocisim: OcisimServer, ocisim_control: OcisimControl,
+                                                                 factory: OciClientFactory, pki: Pki) -> None:
+    secret = vault_secret(factory, ocisim_control, ocisim, "siem-ca", pki.ca.read_text())
+    bundle = read_ca_bundle(factory, secret)
+    assert bundle.startswith(pki.ca.read_text().strip())
+    assert bundle.endswith(Path(certifi.where()).read_text(encoding="utf-8"))
 
 
 def test_a_ca_secret_that_is_not_pem_is_refused(ocisim: OcisimServer, ocisim_control: OcisimControl,
