@@ -67,6 +67,8 @@ class Settings:
     streaming_limits: bool = False
     #: enforce ONS's 60 publishes per minute per topic
     ons_publish_limit: bool = False
+    #: Streaming partitions per region (OCI's default service limit; raised like a limit increase)
+    stream_partition_limit: int = 200
     #: reject requests whose Date header is more than this many seconds off real time
     max_clock_skew: float = 300.0
 

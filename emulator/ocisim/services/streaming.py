@@ -62,8 +62,6 @@ from ocisim.services.streaming_resources import (
 from ocisim.world import Region, World
 
 DEFAULT_POOL_NAME = "DefaultPool"
-#: The default per-region partition limit of a universal-credits tenancy.
-PARTITION_LIMIT = 200
 #: How long a deleted stream's or pool's record stays readable.
 DELETED_RETENTION = 90 * 86400.0
 VERSION = "20180418"
@@ -329,8 +327,9 @@ class StreamingService(Service):
         state = self._state(call)
         now = self._now()
         used = sum(s.partitions for s in self._live_streams(call))
-        if used + partitions > PARTITION_LIMIT:
-            raise errors.limit_exceeded(f"The partition-count limit of {PARTITION_LIMIT} for the region would be "
+        limit = self.world.settings.stream_partition_limit
+        if used + partitions > limit:
+            raise errors.limit_exceeded(f"The partition-count limit of {limit} for the region would be "
                                         f"exceeded ({used} in use).")
         stream_id = new_ocid("stream", call.region.key)
         stream = Stream(id=stream_id, name=name, partitions=partitions, retention_hours=retention,

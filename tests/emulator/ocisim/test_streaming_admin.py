@@ -126,6 +126,17 @@ def test_partition_limit_counts_the_region(admin: oci.streaming.StreamAdminClien
     assert _stream(admin, "fits", comp, partitions=50).partitions == 50
 
 
+def test_the_partition_limit_is_a_setting(admin: oci.streaming.StreamAdminClient, comp: str,
+                                          ocisim_control: OcisimControl) -> None:
+    ocisim_control.settings(streamPartitionLimit=1000)  # a limit increase
+    _stream(admin, "big", comp, partitions=900)
+    err = _error(_stream, admin, "more", comp, partitions=101)
+    assert (err.status, err.code) == (400, "LimitExceeded")
+    assert "limit of 1000" in str(err.message)
+    ocisim_control.reset()
+    assert ocisim_control.settings()["streamPartitionLimit"] == 200
+
+
 def test_update_changes_tags_and_pool_only(admin: oci.streaming.StreamAdminClient, ocisim: OcisimServer,
                                            oci_config: dict[str, Any], comp: str) -> None:
     created = admin.create_stream(M.CreateStreamDetails(name="s", partitions=3, compartment_id=comp))
