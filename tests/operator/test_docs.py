@@ -79,3 +79,31 @@ def test_iam_doc_shows_what_the_command_prints_for_the_example() -> None:
                      .replace(spec.vault.key_id, "<spec.vault.keyId>"))
             assert shown in lines, shown
     assert "ALL {resource.type = 'fnfunc', resource.compartment.id = 'C'}" in lines
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    import re
+
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def test_relative_links_of_the_docs_resolve() -> None:
+    import re
+
+    pages = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "gitops" / "argocd" / "README.md", ROOT / "README.md"]
+    checked = 0
+    for page in pages:
+        prose = re.sub(r"`[^`\n]*`", "", page.read_text())  # code spans hold regular expressions, not links
+        for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            assert file.exists(), f"{page.relative_to(ROOT)}: {target}"
+            if anchor and file.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", file.read_text(), flags=re.MULTILINE)
+                assert anchor in {_slug(h) for h in headings}, f"{page.relative_to(ROOT)}: {target}"
+            checked += 1
+    assert checked > 15
