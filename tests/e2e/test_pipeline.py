@@ -307,9 +307,9 @@ def test_every_event_reaches_the_siem_exactly_once(pipeline: Deployed, hec: HecR
 
 
 def test_no_event_is_lost_under_faults(pipeline: Deployed, hec: HecReceiver) -> None:
-    """Audit 429s and a 503, failed put entries on every stream, SIEM 503s and a dropped connection, an
-    event the SIEM refuses and two the export cannot read: every event is delivered or dead-lettered
-    with its reason."""
+    """Audit 429s and a 503, failed put entries on every stream, SIEM 503s (long enough to fail an export
+    invocation, which ONS delivers again) and a dropped connection, an event the SIEM refuses and two the
+    export cannot read: every event is delivered or dead-lettered with its reason."""
     generated = pipeline.activity(150, seed=20, end=pipeline.horizon())
     rejected = sorted(generated)[7]
     hec.poison = lambda envelope: envelope["event"]["eventId"] == rejected  # the SIEM refuses this one (code 6)
@@ -321,7 +321,8 @@ def test_no_event_is_lost_under_faults(pipeline: Deployed, hec: HecReceiver) -> 
     control.fault(service="audit", operation="ListEvents", region="us-phoenix-1", status=503, count=1)
     control.fault(service="streaming", operation="PutMessages.entry", status=500, code="InternalServerError",
                   rate=0.05, count=25)
-    hec.script(Failure(503, 9), Failure(503, 9, retry_after="0"), Failure(close=True))
+    # the SIEM busy longer than the client retries (5 attempts): that export fails, ONS delivers it again
+    hec.script(*[Failure(503, 9)] * 5, Failure(503, 9, retry_after="0"), Failure(close=True))
     pipeline.fire()
     pipeline.settle(retries=True)
 
@@ -344,7 +345,12 @@ def test_no_event_is_lost_under_faults(pipeline: Deployed, hec: HecReceiver) -> 
             for op in ("ListEvents", "PutMessages.entry")}
     assert hits["ListEvents"] == 3  # the faults happened
     assert hits["PutMessages.entry"] >= 1
-    assert sum(r.status == 503 for r in hec.requests) == 2
+    assert sum(r.status == 503 for r in hec.requests) == 6
+    failed_exports = [r for r in pipeline.invocations("export") if r["status"] != 200]
+    assert failed_exports  # the invocation that met the busy SIEM failed, committing nothing ...
+    redelivered = [d for d in pipeline.control.request("GET", "/ons/deliveries")
+                   if len(d["attempts"]) > 1 and d["state"] == "DELIVERED"]
+    assert redelivered  # ... and ONS delivered its signal again
     state = pipeline.state()
     for region in REGIONS:
         for compartment_id in pipeline.compartments.values():
