@@ -396,6 +396,7 @@ def test_values_schema_closes_every_object() -> None:
     ("podSecurityContext.runAsUser=0", "at '/podSecurityContext/runAsUser'"),
     ("operator.logLevel=debug", "at '/operator/logLevel'"),
     ("watchNamespaces[0]=Not_A_Namespace", "at '/watchNamespaces/0'"),
+    ("workloadIdentity.region=Frankfurt", "at '/workloadIdentity/region'"),
 ])
 def test_values_schema_rejects_unknown_keys_and_bad_values(value: str, where: str) -> None:
     done = helm("template", RELEASE, str(CHART), "--set", value, ok=False)
