@@ -149,6 +149,10 @@ _ENV = {
 _LISTS = {"event_types", "exclude_event_types", "redact_paths", "redact_keys"}
 
 
+#: an invocation stops starting batches this long before its deadline (at most)
+DEADLINE_MARGIN_SECONDS = 10.0
+
+
 def _unredacted(event: Any) -> Any:
     return event
 
@@ -346,16 +350,17 @@ def open_destination(config: ExportConfig, factory: Any, *, secret: SecretStr | 
 
 
 @contextlib.contextmanager
-def _export_lease(config: ExportConfig, factory: Any) -> Iterator[float]:
+def _export_lease(config: ExportConfig, factory: Any, deadline: dt.datetime | None = None) -> Iterator[float]:
     """One export of the group at a time (:mod:`siem_pipeline.export_lease`), when there is a state stream
     to hold the lease and ``SIEM_EXPORT_LEASE`` is not false; yields the seconds spent waiting for it.
     A candidate waits at most half its time budget, then fails (ONS redelivers its signal later)."""
     if not (config.lease and config.state_stream_id and config.state_endpoint):
         yield 0.0
         return
+    lifetime = (deadline - dt.datetime.now(dt.UTC) if deadline is not None
+                else dt.timedelta(seconds=config.max_seconds + 60))
     lease = Lease(factory.stream(config.state_endpoint), config.state_stream_id, config.group,
-                  holder=f"export-{uuid.uuid4().hex[:12]}",
-                  lifetime=dt.timedelta(seconds=config.max_seconds + 60))
+                  holder=f"export-{uuid.uuid4().hex[:12]}", lifetime=lifetime)
     with holding(lease, config.max_seconds / 2) as held:
         yield held.waited
 
@@ -367,12 +372,20 @@ def _log_redaction(config: ExportConfig) -> None:
 
 
 def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None = None,
-               destination: Destination | None = None) -> ExportCounts:
+               destination: Destination | None = None, deadline: dt.datetime | None = None) -> ExportCounts:
     """One export invocation: read, deliver, dead-letter, commit; then write its health. Raises on
-    failure (after writing nothing it should not have and committing nothing undelivered)."""
+    failure (after writing nothing it should not have and committing nothing undelivered).
+
+    ``deadline`` (the invocation's ``Fn-Deadline``) bounds the time budget (no new batch within 10 s of
+    it, or a fifth of the time left when that is shorter) and the export lease: the platform kills the
+    function at its deadline, so its lease ends there."""
     _log_redaction(config)
+    if deadline is not None:
+        left = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
+        left -= min(DEADLINE_MARGIN_SECONDS, left / 5)
+        config = config.model_copy(update={"max_seconds": max(min(config.max_seconds, left), 1.0)})
     with open_destination(config, factory, secret=secret, destination=destination) as dest, \
-            _export_lease(config, factory) as waited:
+            _export_lease(config, factory, deadline) as waited:
         reader = GroupReader(factory.stream(config.events_endpoint), config.events_stream_id, config.group,
                              instance_name=config.instance, limit=config.batch_events)
         exporter = Exporter(reader, dest, _dlq_writer(config, factory, dest, config.events_stream_id),
@@ -421,4 +434,5 @@ def core(invocation: Invocation, factory: Any) -> Mapping[str, Any]:
                 raise ValueError(f"replay: maxBatches must be a positive integer, not {limit!r}")
             config = config.model_copy(update={"max_batches": limit})
         return {"mode": "replay", "redaction": config.redaction, **run_replay(config, factory).to_json()}
-    return {"mode": "export", "redaction": config.redaction, **run_export(config, factory).to_json()}
+    counts = run_export(config, factory, deadline=invocation.deadline)
+    return {"mode": "export", "redaction": config.redaction, **counts.to_json()}

@@ -81,7 +81,7 @@ class Deployed:
     """One pipeline deployed in ocisim, and what the test reads back."""
 
     def __init__(self, ocisim: OcisimServer, control: OcisimControl, factory: OciClientFactory,
-                 hec: HecReceiver, pki: Pki, tmp_path: Path) -> None:
+                 hec: HecReceiver, pki: Pki, tmp_path: Path, *, export_timeout: int | None = None) -> None:
         self.ocisim, self.control, self.factory, self.hec = ocisim, control, factory, hec
         control.settings(auditApiCalls=False)  # only generated activity in the audit log
         control.request("POST", "/functions/images", {"image": IMAGE, "path": str(ROOT / "functions" / "dispatch")})
@@ -102,7 +102,8 @@ class Deployed:
                         "backfillStart": format_time(self.backfill_start)},
             "trigger": {"type": "ResourceScheduler"},
             "streams": {"partitions": 2, "retentionHours": 24},
-            "functions": {"image": IMAGE, "subnetIds": ["ocid1.subnet.oc1.iad.aaaaaaaae2esubnet"]},
+            "functions": {"image": IMAGE, "subnetIds": ["ocid1.subnet.oc1.iad.aaaaaaaae2esubnet"],
+                          **({"export": {"timeoutSeconds": export_timeout}} if export_timeout else {})},
             "destination": {"hec": {"url": hec.url, "token": {"secretRef": {"name": "hec", "key": "token"}},
                                     "index": "oci_audit"},
                             "caBundle": {"secretRef": {"name": "hec-ca", "key": "ca.crt"}}},
@@ -149,9 +150,9 @@ class Deployed:
             "GET", f"/functions/invocations?functionId={self.functions[key]}")
         return records
 
-    def settle(self, *, retries: bool = False) -> None:
+    def settle(self, *, retries: bool = False, runs: bool = False) -> None:
         """Wait until every ONS delivery is done; with ``retries``, move the clock on (a minute at a time,
-        never to the next schedule run) to let failed deliveries be retried."""
+        never to the next schedule run unless ``runs``) to let failed deliveries be retried."""
         while True:
             self.control.request("POST", "/ons/drain", {"timeoutSeconds": 100})
             waiting = [d for d in self.control.request("GET", "/ons/deliveries")
@@ -160,7 +161,7 @@ class Deployed:
                 return
             assert retries, f"deliveries still waiting: {waiting}"
             now = self.virtual_now()
-            assert now.minute % 5 < 4, "a retry would need the clock past the next schedule run"
+            assert runs or now.minute % 5 < 4, "a retry would need the clock past the next schedule run"
             self.control.advance(60)
 
     @staticmethod
@@ -361,3 +362,22 @@ def test_no_event_is_lost_under_faults(pipeline: Deployed, hec: HecReceiver) -> 
     assert "health/export/siem-export" in state.health()  # counts of the last export invocation
     print(f"faults: {len(set(received))} delivered, {len(lettered)} dead-lettered, {duplicates} duplicates, "
           f"fault hits {hits}, failed invocations {len(pipeline.function_errors())}")
+
+
+def test_an_export_killed_mid_batch_loses_nothing(ocisim: OcisimServer, ocisim_control: OcisimControl,
+                                                  factory: OciClientFactory, hec: HecReceiver, pki: Pki,
+                                                  tmp_path: Path) -> None:
+    """The SIEM asks the export holding the batch to retry in 30 s; the platform kills it at its 8 s timeout,
+    before it committed anything. Its lease ends at its deadline; another export (a concurrent one, or
+    ONS delivering a signal again) reads the uncommitted batch and delivers it."""
+    pipeline = Deployed(ocisim, ocisim_control, factory, hec, pki, tmp_path, export_timeout=8)
+    generated = pipeline.activity(40, seed=30, end=pipeline.horizon())
+    hec.script(Failure(503, 9, retry_after="30"))
+    pipeline.fire()
+    pipeline.settle(retries=True, runs=True)
+    received = hec.event_ids()
+    assert set(received) == generated
+    assert len(received) == len(generated)
+    exports = pipeline.invocations("export")
+    assert any(r["code"] == "FunctionInvokeTimeout" for r in exports), exports
+    assert any(r["status"] == 200 for r in exports)
