@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -275,6 +276,18 @@ class Exporter:
 
     def process(self, batch: Batch) -> None:
         """Deliver or dead-letter every message of ``batch``, then commit it. Raises before committing."""
+        # A batch makes tens of thousands of short-lived, acyclic objects (the parsed events): cyclic
+        # collections in its middle scan them again and again, about a quarter of the export's CPU
+        # (benchmarks/export_path.py). Refcounting frees them; collections resume after the batch.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._process(batch)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _process(self, batch: Batch) -> None:
         counts = self.counts
         counts.read += len(batch.messages)
         letters: list[DeadLetter] = []
