@@ -42,4 +42,5 @@ def test_quick_export_benchmark_records_its_figures(tmp_path: Path, monkeypatch:
         assert entry["exported"] == entry["backlog_events"]
         assert entry["peak_rss_mb"] >= entry["rss_before_export_mb"] > 0
         assert entry["rss_samples_mb"]
+        assert "VmHWM" in entry["peak_rss_is"]
     assert results["targets"]["hec_gzip_events_per_cpu_second"] == 25_000
