@@ -11,7 +11,7 @@ PIP_FLAGS := -q --disable-pip-version-check
 
 help:
 	@echo "make test    lint, type-check and run the whole test suite (installs everything first)"
-	@echo "make demo    run the local sandbox (ocisim with generated audit activity)"
+	@echo "make demo    run the whole system locally, end to end (ARGS=--watch keeps it running)"
 	@echo "make bench   run the benchmarks and record their figures"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -76,7 +76,7 @@ unit: $(STAMP) $(OCI_CLI) $(HELM) $(KUBECTL) receivers
 test: lint typecheck unit
 
 demo: $(STAMP)
-	$(BIN)/python -m ocisim.demo $(ARGS)
+	$(BIN)/python -m siem_operator.sandbox $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(ARGS)
