@@ -454,3 +454,10 @@ print(siem_operator.__file__, siem_pipeline.__file__)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(site / "siem_operator" / "__init__.py"),
                                   str(site / "siem_pipeline" / "__init__.py")]
+
+
+def test_readme_builds_the_targets_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert set(re.findall(r"--target (\S+)", readme)) == {"operator", "functions"} <= STAGES.keys()
+    for arg in re.findall(r"--build-arg (\w+)=", readme) + re.findall(r"`(FN_\w+_IMAGE)`", readme):
+        assert arg in DOCKERFILE.read_text(), arg
