@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from tests.support.tls import Pki, make_pki
 
 from benchmarks import common
 from benchmarks.common import record
@@ -61,6 +60,7 @@ from siem_pipeline.export import DeadLetterWriter, Exporter
 from siem_pipeline.formats.cef import CefFormat
 from siem_pipeline.formats.syslog import SyslogFormat
 from siem_pipeline.redact import Redactor
+from siemsink.tls import Pki, make_pki
 
 TENANCY = "ocid1.tenancy.oc1..aaaaaaaabench"
 COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaabench"
