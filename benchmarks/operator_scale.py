@@ -115,6 +115,9 @@ def kubesim_process() -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 @dataclass
@@ -219,8 +222,13 @@ def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
 
 
 def one_run(pipelines: int, workdir: Path) -> dict[str, Any]:
-    with ocisim_process() as sim, kubesim_process() as (_kube_url, kubeconfig, kube_proc):
-        return _measure(pipelines, workdir, sim, kubeconfig, kube_proc)
+    with ocisim_process() as sim:
+        try:
+            with kubesim_process() as (_kube_url, kubeconfig, kube_proc):
+                return _measure(pipelines, workdir, sim, kubeconfig, kube_proc)
+        finally:
+            if sim.process.stdout is not None:
+                sim.process.stdout.close()  # the pipe its URL came through
 
 
 def _measure(pipelines: int, workdir: Path, sim: OcisimProcess, kubeconfig: Path,
