@@ -233,8 +233,11 @@ class Sandbox:
     # -- Kubernetes: the operator and the SiemPipeline --------------------------------------------------------
 
     def start_operator(self) -> None:
+        # what every function gets besides the operator's configuration: ocisim's endpoints, its own dedup file,
+        # and (the local receiver acknowledges at once) HEC acks polled every half second rather than Splunk's 10 s
         function_config = {"SIEM_OCI_ENDPOINT_TEMPLATE": self.ocisim.endpoint_template,
-                           "SIEM_DEDUP_FILE": str(self.state_dir / "export.ids")}
+                           "SIEM_DEDUP_FILE": str(self.state_dir / "export.ids"),
+                           "SIEM_HEC_ACK_POLL_SECONDS": "0.5"}
         env = {**os.environ, **self.kubesim.client_env(),
                "SIEM_OCI_ENDPOINT_TEMPLATE": self.ocisim.endpoint_template,
                "SIEM_OPERATOR_FUNCTION_CONFIG": json.dumps(function_config),
