@@ -98,7 +98,8 @@ class Screen:
     def draw(self, lines: list[str]) -> None:
         if self.live:
             self.clear()
-            self.out.write("".join(line + "\n" for line in lines))
+            width = max(20, shutil.get_terminal_size().columns - 1)  # a wrapped line would break the redraw
+            self.out.write("".join(line[:width] + "\n" for line in lines))
             self._drawn = len(lines)
         elif lines and lines[0].split("] ", 1)[-1] != self._last_headline:
             self.out.write(lines[0] + "\n")
@@ -494,6 +495,8 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
                     idle_since = None
                 time.sleep(0.25)
             delivered_at = time.monotonic()
+            state["phase"] = f"every event delivered after {runs} schedule run{'s' if runs > 1 else ''}"
+            last_poll[0] = 0.0
             tick(show_events=True)
             screen.keep()
         except (TimeoutError, SandboxError) as exc:
