@@ -575,6 +575,8 @@ The sandbox keeps running (Ctrl-C stops it). In another shell:
 
 ocisim's control API: {sb.ocisim.url}/_ocisim/ ; OCI config: {sb.oci_config_file} ; endpoints: \
 {sb.state_dir / 'ocisim' / 'endpoints.json'}""")
+    if not (kubectl.exists() and oci_cli.exists()):
+        screen.say("(`make tools` installs kubectl, helm and the OCI CLI under .tools/)")
     try:
         while True:
             sb.check_operator()

@@ -52,3 +52,12 @@ def test_demo_delivers_every_generated_event_once(tmp_path: Path) -> None:
     # the terminal got progress and a summary, not the logs
     assert "Handler" not in text
     assert "Traceback" not in text
+
+
+def test_demo_says_why_it_gave_up_and_stops_everything(tmp_path: Path) -> None:
+    out = io.StringIO()
+    code = sandbox.main(["--events", "10", "--timeout", "0.5", "--state-dir", str(tmp_path / "sandbox")], out=out)
+    text = out.getvalue()
+    assert code == 2, text
+    assert "FAILED: timed out waiting for the SiemPipeline to be Ready" in text
+    assert f"Logs: {tmp_path / 'sandbox' / 'logs'}" in text
