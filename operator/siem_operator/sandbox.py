@@ -423,9 +423,9 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
     if args.state_dir.exists():
         shutil.rmtree(args.state_dir)
     args.state_dir.mkdir(parents=True)
-    _log_to_file(args.state_dir / "logs" / "sandbox.log")
     deadline = time.monotonic() + args.timeout
     with ExitStack() as stack:
+        stack.callback(_log_to_file(args.state_dir / "logs" / "sandbox.log"))
         screen.say("Starting ocisim (OCI), kubesim (Kubernetes) and a Splunk HEC receiver (TLS) ...")
         sb = Sandbox(args, screen, stack)
         stack.callback(sb.stop_operator)
@@ -585,17 +585,22 @@ ocisim's control API: {sb.ocisim.url}/_ocisim/ ; OCI config: {sb.oci_config_file
         screen.say("stopping")
 
 
-def _log_to_file(path: Path) -> None:
+def _log_to_file(path: Path) -> Callable[[], None]:
+    """Send every log record (the sandbox's, ocisim's, the SDK's) to ``path``; returns what undoes it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_sandbox", False)]:
-        root.removeHandler(old)
-        old.close()
-    handler._sandbox = True  # type: ignore[attr-defined]
+    level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
+
+    return undo
 
 
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
