@@ -44,7 +44,7 @@ from siem_operator.adapters.errors import (
     ChildConflict,
     DeletionNotConfirmed,
 )
-from siem_operator.children import PIPELINE_UID_TAG, ChildKind, Desired, Difference, Observed, Phase, Ref
+from siem_operator.children import PIPELINE_UID_TAG, Attr, ChildKind, Desired, Difference, Observed, Phase, Ref
 from siem_pipeline.oci_clients import OciClientFactory
 
 log = logging.getLogger(__name__)
@@ -190,19 +190,23 @@ class OciAdapter(abc.ABC):
             raise ValueError(f"{desired.ref}: unknown {self.kind} properties {sorted(unknown)}; "
                              f"expected some of {sorted(self.mutable | self.immutable)}")
 
-    def _check_resolved(self, desired: Desired) -> None:
-        def refs(value: Any) -> Iterable[Ref]:
-            if isinstance(value, Ref):
-                yield value
-            elif isinstance(value, list | tuple):
-                for item in value:
-                    yield from refs(item)
-            elif isinstance(value, Mapping):
-                for item in value.values():
-                    yield from refs(item)
+    @staticmethod
+    def _refs(value: Any) -> Iterable[Ref | Attr]:
+        if isinstance(value, Ref | Attr):
+            yield value
+        elif isinstance(value, list | tuple):
+            for item in value:
+                yield from OciAdapter._refs(item)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                yield from OciAdapter._refs(item)
 
+    def _unresolved(self, desired: Desired) -> bool:
+        return any(True for value in desired.properties.values() for _ in self._refs(value))
+
+    def _check_resolved(self, desired: Desired) -> None:
         for key, value in desired.properties.items():
-            for ref in refs(value):
+            for ref in self._refs(value):
                 raise ValueError(f"{desired.ref}: property {key!r} still refers to {ref}; resolve() it first")
 
     def _read_or_confirm_gone(self, desired: Desired, ocid: str) -> Observed | None:
@@ -240,6 +244,13 @@ class OciAdapter(abc.ABC):
             if observed is None:
                 raise AdoptionTargetMissing(self.kind, f"the spec adopts {desired.adopt_ocid}, which does not exist")
             return observed
+        if self._unresolved(desired):
+            # A reference that does not resolve names a dependency the reconciler found absent. The
+            # name lookup is scoped by those references (a function is listed in its application, a
+            # subscription by its topic and endpoint), so it cannot run, and it need not: OCI keeps
+            # no function without its application, no stream without its pool, no subscription
+            # without its topic. A known OCID was read above; only the name lookup is skipped.
+            return None
         ours = self._find(desired, pipeline_uid)
         if len(ours) > 1:
             log.warning("%s %s: %d resources carry this pipeline's tag (%s); using the oldest", self.kind,

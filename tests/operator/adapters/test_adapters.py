@@ -274,3 +274,18 @@ def test_an_unconfirmed_subscription_can_be_deleted(env: Env) -> None:
     adapter.delete(observed)
     assert adapter.observe(desired, observed.ocid, env.uid) is None
     assert case.count(env, desired) == 0
+
+
+def test_a_child_whose_parent_is_gone_is_observed_gone_not_looked_up(env: Env) -> None:
+    """During a deletion the function's recorded OCID is gone and so is its application: its
+    application_id no longer resolves. Observing it must say "gone", not send a Ref to OCI."""
+    from siem_operator.children import Ref
+
+    case = next(c for c in CASES if c.kind is ChildKind.FUNCTION)
+    adapter = env.adapter(case.kind)
+    observed = create(env, case)
+    unresolved = case.desired(env, application_id=Ref(ChildKind.APPLICATION, "app"))
+    assert adapter.observe(unresolved, observed.ocid, env.uid) is not None  # a known OCID is still read
+    adapter.delete(observed)
+    assert adapter.observe(unresolved, observed.ocid, env.uid) is None
+    assert adapter.observe(unresolved, None, env.uid) is None
