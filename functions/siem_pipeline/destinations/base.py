@@ -23,9 +23,10 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, Self
 
 import certifi
+import httpx
 
 try:  # ISA-L's deflate: the same gzip format, about 5 times faster than zlib at level 1 (benchmarks/export_path.py)
     from isal import isal_zlib as _isal_zlib
@@ -108,6 +109,40 @@ class Backoff:
 
     def wait(self, attempt: int, retry_after: float | None = None) -> None:
         self.sleep(self.delay(attempt, retry_after))
+
+
+class HttpDestination:
+    """What the HTTP destinations (HEC, ``_bulk``) share: the connection pool, ``with`` support, encoding
+    through their format, and waits that first call :attr:`on_wait` (the export keeps its stream
+    reservations alive while a destination backs off or polls)."""
+
+    backoff: Backoff
+    format: Any  # HecFormat or BulkFormat: anything with encode(event) -> bytes
+    on_wait: Callable[[], None] | None
+    _http: httpx.Client
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _wait(self, attempt: int, retry_after: float | None = None) -> None:
+        if self.on_wait is not None:
+            self.on_wait()
+        self.backoff.wait(attempt, retry_after)
+
+    def _pause(self, seconds: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait()
+        self.backoff.sleep(seconds)
+
+    def encode(self, event: dict[str, Any]) -> bytes:
+        encoded: bytes = self.format.encode(event)
+        return encoded
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -28,7 +28,6 @@ import logging
 import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,6 +39,7 @@ from siem_pipeline.destinations.base import (
     BatchResult,
     DestinationConfigError,
     DestinationError,
+    HttpDestination,
     Rejected,
     chunks,
     gzip_body,
@@ -58,7 +58,7 @@ def _secret(value: SecretStr | str | None) -> SecretStr | None:
     return SecretStr(value)
 
 
-class BulkClient:
+class BulkClient(HttpDestination):
     """An OpenSearch/Elasticsearch destination; build one per invocation and :meth:`close` it."""
 
     name = "opensearch-bulk"
@@ -90,28 +90,6 @@ class BulkClient:
 
     def __repr__(self) -> str:
         return f"BulkClient({self.bulk_url!r})"
-
-    def __enter__(self) -> BulkClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
-
-    def _wait(self, attempt: int, retry_after: float | None = None) -> None:
-        if self.on_wait is not None:
-            self.on_wait()
-        self.backoff.wait(attempt, retry_after)
-
-    def _pause(self, seconds: float) -> None:
-        if self.on_wait is not None:
-            self.on_wait()
-        self.backoff.sleep(seconds)
-
-    def encode(self, event: dict[str, Any]) -> bytes:
-        return self.format.encode(event)
 
     def _post(self, body: bytes, result: BatchResult) -> httpx.Response:
         headers = {"Content-Type": "application/x-ndjson"}

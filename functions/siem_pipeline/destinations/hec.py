@@ -56,6 +56,7 @@ from siem_pipeline.destinations.base import (
     BatchResult,
     DestinationConfigError,
     DestinationError,
+    HttpDestination,
     Rejected,
     chunks,
     gzip_body,
@@ -109,7 +110,7 @@ def _is_tls_verification(err: BaseException) -> bool:
     return False
 
 
-class HecClient:
+class HecClient(HttpDestination):
     """A Splunk HEC destination; build one per invocation and :meth:`close` it (or use ``with``)."""
 
     name = "splunk-hec"
@@ -150,28 +151,6 @@ class HecClient:
 
     def __repr__(self) -> str:
         return f"HecClient({self.event_url!r}, channel={self.channel!r}, ack={self.ack})"
-
-    def __enter__(self) -> HecClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
-
-    def _wait(self, attempt: int, retry_after: float | None = None) -> None:
-        if self.on_wait is not None:
-            self.on_wait()
-        self.backoff.wait(attempt, retry_after)
-
-    def _pause(self, seconds: float) -> None:
-        if self.on_wait is not None:
-            self.on_wait()
-        self.backoff.sleep(seconds)
-
-    def encode(self, event: dict[str, Any]) -> bytes:
-        return self.format.encode(event)
 
     # -- the wire ----------------------------------------------------------------------------------
 
