@@ -65,7 +65,10 @@ def test_hec_envelope() -> None:
     assert env["fields"] == {"eventType": "com.oraclecloud.ComputeApi.GetInstance", "ip": "172.24.80.88",
                              "tags": '{"team":"a"}'}
     assert env["event"] == ev
-    assert orjson.loads(HecFormat().encode({**ev, "region": "eu-frankfurt-1"}))["source"] == "oci:audit:eu-frankfurt-1"
+    stamped = orjson.loads(HecFormat().encode({**ev, "region": "eu-frankfurt-1"}))
+    assert stamped["source"] == "oci:audit:eu-frankfurt-1"
+    assert stamped["host"] == "eu-frankfurt-1"  # no host configured: the event's region
+    assert orjson.loads(HecFormat(default_region="us-phoenix-1").encode(ev))["host"] == "us-phoenix-1"
     bare = orjson.loads(HecFormat().encode(ev))
     assert bare["source"] == "oci:audit"
     assert "host" not in bare

@@ -10,6 +10,8 @@
 * ``source`` may name ``{region}``; the region comes from the event's top-level ``region`` if the
   producer annotated it, else from the format's ``default_region``, else the placeholder and the
   colon before it are dropped (``oci:audit:{region}`` → ``oci:audit``).
+* ``host`` is the configured one, else the event's region found the same way (the CRD's promise for an
+  unset ``destination.hec.host``), else absent.
 
 The event's JSON is spliced into the envelope when the event carries it (a
 :class:`~siem_pipeline.formats.common.SourcedEvent`): the bytes are those ``orjson.dumps`` of the
@@ -52,10 +54,15 @@ class HecFormat:
     fields: Mapping[str, str] = dataclasses.field(default_factory=dict)
     default_region: str | None = None
 
+    def region_of(self, event: Mapping[str, Any]) -> str | None:
+        """The region fetch stamped on the event, else the configured default."""
+        region = event.get("region")
+        return region if isinstance(region, str) and region else self.default_region
+
     def source_for(self, event: Mapping[str, Any]) -> str:
         if "{region}" not in self.source:
             return self.source
-        region = event.get("region") if isinstance(event.get("region"), str) else self.default_region
+        region = self.region_of(event)
         if region:
             return self.source.replace("{region}", region)
         return self.source.replace(":{region}", "").replace("{region}", "")
@@ -68,8 +75,9 @@ class HecFormat:
     def _head(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """The envelope without ``event`` (which comes last)."""
         envelope: dict[str, Any] = {"time": epoch_seconds(event["eventTime"])}
-        if self.host:
-            envelope["host"] = self.host
+        host = self.host or self.region_of(event)  # the CRD: unset means the event's region
+        if host:
+            envelope["host"] = host
         envelope["source"] = self.source_for(event)
         envelope["sourcetype"] = self.sourcetype
         if self.index:
