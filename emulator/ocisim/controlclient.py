@@ -52,6 +52,20 @@ class OcisimControl:
         result: dict[str, Any] = self.request("POST", "/faults", rule)
         return result
 
+    def hold(self, **rule: Any) -> dict[str, Any]:
+        """Hold the answers of matching calls after serving them (:mod:`ocisim.holds`); returns the rule."""
+        result: dict[str, Any] = self.request("POST", "/holds", rule)
+        return result
+
+    def holds(self) -> list[dict[str, Any]]:
+        """The hold rules in force, with what each has seen and held."""
+        result: list[dict[str, Any]] = self.request("GET", "/holds")
+        return result
+
+    def release(self, hold_id: str | None = None) -> None:
+        """Withdraw one hold rule (every rule when None): what they held is answered."""
+        self.request("DELETE", f"/holds/{hold_id}" if hold_id else "/holds")
+
     def clear_faults(self) -> None:
         self.request("DELETE", "/faults")
 

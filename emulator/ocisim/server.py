@@ -1,6 +1,6 @@
 """The HTTP server: mounts every service under ``/<region>/<service>/<version>`` and runs calls.
 
-One pipeline for every signed call: region → signature → faults → handler → retry-token replay →
+One pipeline for every signed call: region → signature → faults → handler → retry-token replay → held answer →
 audit record. Errors leave as OCI error envelopes with an ``opc-request-id``; an unexpected
 exception becomes a 500 ``InternalServerError`` and never takes the server down.
 """
@@ -22,6 +22,7 @@ from aiohttp import web
 from ocisim import errors
 from ocisim.auth import Keyring
 from ocisim.framework import ApiCallRecord, Call, Route, Service, body_fingerprint
+from ocisim.holds import Holds
 from ocisim.world import World
 
 log = logging.getLogger("ocisim")
@@ -61,6 +62,9 @@ class Emulator:
         #: HTTP method and status; read and cleared through ``/_ocisim/calls``, cleared by a reset
         self.calls: Counter[tuple[str, str, str, str, int]] = Counter()
         world.on_reset(self.calls.clear)
+        #: answers held after their call was served (``/_ocisim/holds``, :mod:`ocisim.holds`)
+        self.holds = Holds()
+        world.on_reset(self.holds.clear)
         for cls in services:
             service = cls(world)
             self.services[service.name] = service
@@ -75,7 +79,7 @@ class Emulator:
         router = self.app.router
         from ocisim.control import core_control_routes
 
-        for control in core_control_routes(self):
+        for control in [*core_control_routes(self), *self.holds.control_routes()]:
             router.add_route(control.method, "/_ocisim" + control.path, control.handler)
         for service in self.services.values():
             for control in service.control_routes():
@@ -128,6 +132,9 @@ class Emulator:
                     raise fault.error()
             response = await self._handle(service, route, call)
             status = response.status
+            held = self.holds.take(region.name, service.name, route.operation) if status < 300 else None
+            if held is not None:
+                await self.holds.hold(held)
         except errors.OciError as exc:
             status, message = exc.status, exc.message
             raise
