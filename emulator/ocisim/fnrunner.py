@@ -457,12 +457,14 @@ class FnRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def invoke(self, spec: FunctionSpec, body: bytes, headers: dict[str, str],
-                     time_limit: float) -> FdkResponse:
+                     time_limit: float, *, kill_after: float | None = None) -> FdkResponse:
         """Run one call on a warm (or new) process; ``time_limit`` real seconds from dispatch, then the
-        process is killed and ``FunctionInvokeTimeout`` raised."""
+        process is killed and ``FunctionInvokeTimeout`` raised. ``kill_after`` (fault injection) kills the
+        process that many seconds into the call, as the platform would an out-of-memory one."""
         self._loop = asyncio.get_running_loop()
         process, pool = await self._acquire(spec, time_limit)
         reusable = False
+        killer = self._loop.call_later(kill_after, process.kill) if kill_after is not None else None
         try:
             process.refresh_credentials()
             try:
@@ -474,6 +476,8 @@ class FnRunner:
             reusable = True
             return result
         finally:
+            if killer is not None:
+                killer.cancel()
             self._release(pool, process, reusable=reusable)
 
     async def _acquire(self, spec: FunctionSpec, time_limit: float) -> tuple[FdkProcess, _Pool]:

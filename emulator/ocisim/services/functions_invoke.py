@@ -9,7 +9,9 @@
   image maps to no local code → ``502 FunctionInvokeImageNotAvailable``; the process died before
   listening → ``502 FunctionInvokeContainerInitFail``; the connection broke → ``502
   FunctionInvokeExecutionError``; all processes busy for the whole timeout → ``503
-  FunctionInvokeServiceUnavailable``.
+  FunctionInvokeServiceUnavailable``. An ``Invoke.kill`` fault rule (:mod:`ocisim.faults`) kills the
+  process ``latencyMs`` into the call (the connection breaks: ``FunctionInvokeExecutionError``); the
+  invocation's record says ``killed``.
 - Detached invocations answer 202 at once (the status is not documented; 202 is what an
   accepted-for-later answer is) and run in the background for ``detachedModeTimeoutInSeconds``
   (default ``timeoutInSeconds``). A success or failure destination of kind ``STREAM`` receives the
@@ -124,8 +126,12 @@ class Invoker:
         }
         try:
             spec = self.spec(region, fn, app)
+            faults = self.world.faults
+            kill = faults.roll(region, "functions", "Invoke.kill", (fn.id,)) if faults.rules else None
+            if kill is not None:
+                record["killed"] = True
             result = await self.runner.invoke(spec, body, self.function_headers(caller, call_id, timeout, intent),
-                                              timeout)
+                                              timeout, kill_after=kill.latency_ms / 1000 if kill else None)
             record["pid"] = result.pid
             if result.status == 502:
                 outcome = Outcome.failure(502, "FunctionInvokeExecutionFailed", "function failed", call_id)

@@ -8,6 +8,9 @@ background worker wakes whenever the clock jumps (``Clock.on_change``) and other
 :data:`TICK` real seconds, and starts every attempt that is due. A test that makes a subscriber
 fail twice moves the clock a minute ahead to see the third attempt succeed.
 
+A ``Delivery`` fault rule (:mod:`ocisim.faults`) fails attempts before they reach the subscriber, so
+a test can watch the retries and, past ``maxRetryDuration``, the discard.
+
 Every record stays in a bounded log that the control API exposes
 (``GET /_ocisim/ons/deliveries``); :meth:`DeliveryEngine.drain` waits until nothing is in flight
 and no retry is due, so tests and the demo can wait deterministically instead of sleeping.
@@ -266,6 +269,17 @@ class Transport:
             self._http = None
 
     async def send(self, delivery: Delivery) -> tuple[int | None, str | None]:
+        faults = self._world.faults
+        fault = faults.roll(delivery.region, "notifications", "Delivery",
+                            (delivery.topic_id, delivery.subscription_id, delivery.endpoint)) if faults.rules else None
+        if fault is not None:  # the attempt fails on the way: the subscriber never sees it
+            if fault.latency_ms:
+                await asyncio.sleep(fault.latency_ms / 1000)
+            if fault.action == "reset":
+                return None, "connection reset (fault injection)"
+            if fault.status:
+                error = fault.error()
+                return error.status, f"{error.code}: {error.message}"
         if delivery.protocol == "ORACLE_FUNCTIONS":
             return await self._invoke(delivery)
         return await self._post(delivery)

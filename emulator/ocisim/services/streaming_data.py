@@ -16,7 +16,8 @@ Behaviour, as documented for OCI (faithful) or chosen where OCI is silent (marke
   it is reported per entry, like every other partial failure; the rest of the batch is written).
 - Reads over 5 GET/s per partition and consumer group (plain cursors share one budget per partition)
   answer 429 ``TooManyRequests`` when ``streamingLimits`` is on.
-- Cursors expire 5 minutes after they are issued (400 ``InvalidParameter``). ``AT_OFFSET`` and
+- Cursors expire 5 minutes after they are issued (400 ``InvalidParameter``; a ``Cursor.expired`` fault
+  rule makes a valid one expire early, see :mod:`ocisim.faults`). ``AT_OFFSET`` and
   ``AFTER_OFFSET`` need an offset between the trim horizon and the latest published offset; a read
   whose position was trimmed meanwhile continues at the trim horizon.
 - A stream that is CREATING (or FAILED) answers 409 ``IncorrectState`` (*chosen*); a DELETING or
@@ -252,11 +253,19 @@ class StreamingDataPlane:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def _cursor(self, call: Call, log: StreamLog, now: float) -> dict[str, Any]:
+        """The request's cursor, decoded; a ``Cursor.expired`` fault makes a valid one expire early."""
+        cursor = self.cursors.decode(call.query("cursor"), log.stream_id, now)
+        faults = self.world.faults
+        if faults.rules and faults.roll(call.region.name, "streaming", "Cursor.expired", (log.stream_id,)):
+            raise errors.invalid("The cursor has expired; create a new cursor.")
+        return cursor
+
     async def get_messages(self, call: Call) -> web.StreamResponse:
         log = self._stream(call)
         now = self.world.clock.time()
         limit = call.query_int("limit", MAX_GET_LIMIT, minimum=1, maximum=MAX_GET_LIMIT) or MAX_GET_LIMIT
-        cursor = self.cursors.decode(call.query("cursor"), log.stream_id, now)
+        cursor = self._cursor(call, log, now)
         check = self.world.settings.streaming_limits
         chunks: list[bytes] = []
         if cursor["cursorType"] == "partition":
@@ -298,7 +307,7 @@ class StreamingDataPlane:
     def _touch_group(self, call: Call, *, commit: bool) -> web.StreamResponse:
         log = self._stream(call)
         now = self.world.clock.time()
-        cursor = self.cursors.decode(call.query("cursor"), log.stream_id, now)
+        cursor = self._cursor(call, log, now)
         if cursor["cursorType"] != "group":
             raise errors.invalid("Only a group cursor can be committed or heartbeated.")
         group = self._group_of(log, cursor)
