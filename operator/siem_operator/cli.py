@@ -2,11 +2,13 @@
 
     siem-operator run [--namespace NS ... | --all-namespaces] [--standalone | --peering NAME]
                       [--liveness http://0.0.0.0:8080/healthz] [--metrics-port 9090] [--verbose | --quiet]
+                      [--log-format text|json]
     siem-operator iam -f pipeline.yaml [--cluster-id OCID] [--json]   (see siem_operator.iam)
 
 Peering is off (standalone) unless ``--peering`` names a ``ClusterKopfPeering``: the chart runs one
 replica with the ``Recreate`` strategy. Handler settings come from the environment
-(:mod:`siem_operator.handlers`); OCI endpoints from ``SIEM_OCI_ENDPOINT_TEMPLATE``.
+(:mod:`siem_operator.handlers`); OCI endpoints from ``SIEM_OCI_ENDPOINT_TEMPLATE``. Logs go to stderr, as
+kopf's text lines or one JSON object per line (:mod:`siem_operator.logs`; the chart uses ``json``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from siem_operator import iam
+from siem_operator import iam, logs
 
 DEFAULT_LIVENESS = "http://0.0.0.0:8080/healthz"
 DEFAULT_METRICS_PORT = 9090
@@ -42,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     verbosity = run.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true")
     verbosity.add_argument("-q", "--quiet", action="store_true")
+    run.add_argument("--log-format", choices=logs.FORMATS, default="text",
+                     help="text: kopf's lines with [namespace/name]; json: one object per line with time, level, "
+                          "logger, message and the object (default text)")
     iam.add_arguments(commands.add_parser("iam", help="print the OCI dynamic groups and IAM policies of SiemPipelines"))
     return parser
 
@@ -57,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.peering:
         os.environ["SIEM_OPERATOR_PEERING"] = args.peering
-    kopf.configure(verbose=args.verbose, quiet=args.quiet)
+    logs.configure(args.log_format, verbose=args.verbose, quiet=args.quiet)
     import siem_operator.handlers  # noqa: F401 -- registers the handlers
 
     if args.metrics_port:

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import kopf
 
+from siem_operator import logs, metrics
 from siem_operator.clients import FactoryCache
 from siem_operator.conditions import SYNCED
 from siem_operator.errors import ErrorKind
@@ -135,6 +136,7 @@ def factories(memo: kopf.Memo, **_: Any) -> int:
 
 
 def _post(body: kopf.Body, result: Result) -> None:
+    metrics.observe_pipeline(body)
     for event in result.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
@@ -142,6 +144,7 @@ def _post(body: kopf.Body, result: Result) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@logs.object_context
 def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     reconciler: Reconciler = memo.reconciler
     result = reconciler.reconcile(PipelineObject.from_body(body), trigger="change", attempt=retry + 1)
@@ -163,6 +166,7 @@ def _invalid_now(body: Mapping[str, Any]) -> bool:
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)
+@logs.object_context
 def drift(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     obj = PipelineObject.from_body(body)
     reconciler: Reconciler = memo.reconciler
@@ -173,6 +177,7 @@ def drift(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
+@logs.object_context
 def delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     reconciler: Reconciler = memo.reconciler
     obj = PipelineObject.from_body(body)

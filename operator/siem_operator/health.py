@@ -2,7 +2,10 @@
 
 The records are the functions' (:mod:`siem_pipeline.state`): ``health/fanout`` gives each region's lag,
 ``health/fetch/<region>`` the last window fetched per region, ``health/export/<group>`` the events
-exported and dead-lettered. :func:`summarize` is pure; :func:`read_health` reads the stream once.
+exported and dead-lettered. :func:`summarize` is pure; :func:`read_health` reads the stream once and
+hands what it read to the ``siem_pipeline_…`` metrics (:func:`siem_operator.metrics.record_health`): the
+lags, the last export, and every fetch and export report still in the stream (each invocation appends one),
+which the event counters add up.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
+from siem_operator import metrics
 from siem_operator.spec import Health, RegionHealth
 from siem_pipeline.oci_clients import OciClientFactory
-from siem_pipeline.producer import StreamProducer
-from siem_pipeline.state import StateStore
+from siem_pipeline.state import merge
+from siem_pipeline.stream_reader import read_partition
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +84,46 @@ def summarize(records: Mapping[str, Mapping[str, Any]], regions: list[str]) -> H
                   dead_lettered_count=dead_lettered, regions=per_region[:64])
 
 
+def report_of(key: str, record: Mapping[str, Any]) -> metrics.Report | None:
+    """The counts one invocation reported in a ``health/export/…`` or ``health/fetch/<region>`` record."""
+    if key.startswith("health/export/"):
+        return metrics.Report("export", _int(record.get("exported")), _int(record.get("deadLettered")))
+    if key.startswith("health/fetch/"):
+        return metrics.Report("fetch", 0, _int(record.get("deadLettered")))
+    return None
+
+
+def scan(client: Any, stream_id: str, partitions: int) -> tuple[dict[str, dict[str, Any]],
+                                                                 dict[tuple[str, str], metrics.Report]]:
+    """Every partition from the trim horizon: the latest ``health/…`` records by key (the state store's rules)
+    and every report still in the stream, by (key, ``updated``)."""
+    latest: dict[str, dict[str, Any]] = {}
+    reports: dict[tuple[str, str], metrics.Report] = {}
+    for partition in range(partitions):
+        for message in read_partition(client, stream_id, str(partition)):
+            key = message.key.decode("utf-8", "replace") if message.key is not None else ""
+            if not key.startswith("health/"):
+                continue
+            try:
+                value = orjson.loads(message.value)
+            except orjson.JSONDecodeError:
+                continue
+            if value is None:
+                latest.pop(key, None)
+            elif isinstance(value, dict):
+                latest[key] = merge(key, latest.get(key), value)
+                report = report_of(key, value)
+                if report is not None:
+                    reports[(key, str(value.get("updated") or ""))] = report
+    return latest, reports
+
+
 def read_health(factory: OciClientFactory, region: str, state_stream_id: str, regions: list[str]) -> Health:
-    """Read the state stream (from its trim horizon) and summarize its health records."""
+    """Read the state stream (from its trim horizon), summarize its health records and record the metrics."""
     stream = factory.stream_admin(region).get_stream(state_stream_id).data
     client = factory.stream(stream.messages_endpoint)
-    store = StateStore(client, state_stream_id, StreamProducer(client, state_stream_id),
-                       partitions=int(stream.partitions or 1))
-    store.load()
-    return summarize(store.health(), regions)
+    latest, reports = scan(client, state_stream_id, int(stream.partitions or 1))
+    health = summarize(latest, regions)
+    lags = {r.region: r.lag_seconds for r in health.regions if r.lag_seconds is not None}
+    metrics.record_health(state_stream_id, lags, health.last_export_time, reports)
+    return health
