@@ -181,7 +181,7 @@ def test_deployment_is_one_hardened_replica_recreated_with_a_liveness_probe() ->
                               "limits": {"cpu": "1", "memory": "512Mi"}}
     assert c["command"] == ["siem-operator"]
     assert c["args"] == ["run", "--all-namespaces", "--standalone", "--liveness=http://0.0.0.0:8080/healthz",
-                         "--metrics-port=9090"]
+                         "--metrics-port=9090", "--log-format=json"]
     assert c["livenessProbe"] == {"httpGet": {"path": "/healthz", "port": "health"}, "initialDelaySeconds": 15,
                                   "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3}
     assert "readinessProbe" not in c
@@ -204,6 +204,13 @@ def test_the_operator_accepts_the_arguments_and_is_probed_where_it_listens(value
     assert args.metrics_port == ports["metrics"]
 
 
+@pytest.mark.parametrize(("sets", "chosen"), [((), "json"), (("operator.logFormat=text",), "text"),
+                                              (("operator.logFormat=json",), "json")])
+def test_log_format_is_json_unless_set_to_text(sets: tuple[str, ...], chosen: str) -> None:
+    args = operator_cli().parse_args(container(render(sets=sets))["args"])
+    assert args.log_format == chosen
+
+
 def test_full_values_reach_the_deployment() -> None:
     docs = render(RENDERS["full"])
     pod = one(docs, "Deployment")["spec"]["template"]
@@ -213,7 +220,8 @@ def test_full_values_reach_the_deployment() -> None:
     assert c["imagePullPolicy"] == "Always"
     assert pod["spec"]["imagePullSecrets"] == [{"name": "ocir-pull"}]
     assert c["args"] == ["run", "--namespace=security", "--namespace=audit-export", "--standalone",
-                         "--liveness=http://0.0.0.0:8181/healthz", "--metrics-port=9191", "--verbose"]
+                         "--liveness=http://0.0.0.0:8181/healthz", "--metrics-port=9191", "--log-format=text",
+                         "--verbose"]
     assert env_of(c) == {
         "SIEM_OPERATOR_DRIFT_INTERVAL": "120", "SIEM_OPERATOR_REQUEUE_SECONDS": "5", "SIEM_OPERATOR_WORKERS": "4",
         "SIEM_OPERATOR_POST_KOPF_EVENTS": "false", "SIEM_OPERATOR_HEALTH": "false",
@@ -385,7 +393,8 @@ def test_values_schema_closes_every_object() -> None:
 @pytest.mark.parametrize(("value", "where"), [
     ("unknown=1", "at '': additional properties 'unknown' not allowed"),
     ("image.registry=ocir.io", "at '/image': additional properties 'registry' not allowed"),
-    ("operator.logFormat=json", "at '/operator': additional properties 'logFormat' not allowed"),
+    ("operator.logFile=/tmp/x", "at '/operator': additional properties 'logFile' not allowed"),
+    ("operator.logFormat=logfmt", "at '/operator/logFormat'"),
     ("crds.upgrade=true", "at '/crds': additional properties 'upgrade' not allowed"),
     ("metrics.serviceMonitor.honorLabels=true",
      "at '/metrics/serviceMonitor': additional properties 'honorLabels' not allowed"),
