@@ -13,6 +13,7 @@ OCI audit events carry credentials in three ways, and each needs its own rule:
 * **Tokens inside strings**, in any value: ``ST$<session token>``, ``Bearer <token>`` and
   ``Basic <base64>`` (:data:`TOKEN_PATTERN`); only the token is replaced, the rest of the text stays,
   so ``"curl -H 'Authorization: Bearer abc'"`` becomes ``"curl -H 'Authorization: Bearer [REDACTED]'"``.
+  ``Splunk <token>`` (HEC) and ``ApiKey <base64>`` (Elastic) are tokens too when long enough to be one.
 * **Headers serialised as text** (post-processed exports carry ``"headers": "{\"authorization\": …}"``):
   inside a string, a JSON member or a ``Name: value`` line whose name is one of the keys has its value
   masked.
@@ -24,7 +25,7 @@ the event, one precompiled regular expression per string that may hold a token.
 in real audit records credentials sit in the same few places. So for an event that still carries the
 JSON text it was parsed from (:class:`~siem_pipeline.formats.common.SourcedEvent`), the redactor
 counts, in that text (ASCII-lowercased), the occurrences of everything any rule reacts to (the
-credential key names, ``st$``, ``bearer``, ``basic``), then masks the credential keys of
+credential key names and the token markers of ``_MARKERS``), then masks the credential keys of
 ``data.request.headers`` and ``data.response.headers`` and counts the same words in what it masked
 (keys and values). Only when the two counts are equal for every word, i.e. no such word occurs anywhere
 else in the event, is the walk skipped: its result would then be the same, since the walk changes only
@@ -50,17 +51,23 @@ from siem_pipeline.formats.common import SourcedEvent
 
 MASK: Final = "[REDACTED]"
 
-#: Keys whose value is a credential, wherever they appear (lowercase).
-DEFAULT_KEYS: Final = frozenset({"authorization", "opc-principal", "opc-obo-token", "opc-obo-principal"})
+#: Keys whose value is a credential, wherever they appear (lowercase); the underscore spellings are those of
+#: flattened exports (Sentinel's ``opc_principal`` and ``opc_obo_token`` columns).
+DEFAULT_KEYS: Final = frozenset({"authorization", "opc-principal", "opc-obo-token", "opc-obo-principal",
+                                 "opc_principal", "opc_obo_token", "opc_obo_principal"})
 
 #: Field paths redacted by default (from the root or from ``data``).
 DEFAULT_PATHS: Final = ("identity.credentials",)
 
-#: Tokens in free text: the scheme or prefix is kept (group 1), the token itself is masked.
-TOKEN_PATTERN: Final = re.compile(r"(?i)(\bBearer\s+|\bBasic\s+|ST\$)(?!\[REDACTED\])[A-Za-z0-9._~+/=\-]+")
+#: Tokens in free text: the scheme or prefix is kept (group 1), the token itself is masked. ``Splunk <token>``
+#: (HEC) and ``ApiKey <base64>`` (Elastic, OpenSearch) count only for a token of 16 characters or more holding a
+#: digit, so that prose such as "Splunk Enterprise 9.1" stays as it is.
+TOKEN_PATTERN: Final = re.compile(r"(?i)(\bBearer\s+|\bBasic\s+|ST\$"
+                                  r"|\b(?:Splunk|ApiKey)\s+(?=[A-Za-z0-9._~+/=\-]{16})(?=[A-Za-z._~+/=\-]*\d))"
+                                  r"(?!\[REDACTED\])[A-Za-z0-9._~+/=\-]+")
 
 # A cheap test before the regular expression runs: every token contains one of these (lowercased).
-_MARKERS: Final = ("st$", "bearer", "basic")
+_MARKERS: Final = ("st$", "bearer", "basic", "splunk", "apikey")
 
 _Path = tuple[str, ...]
 
@@ -82,6 +89,8 @@ def _count_word(needle: str) -> str:
         return "$"
     if needle.startswith("opc-obo-"):
         return "opc-obo-"
+    if needle.startswith("opc_"):
+        return "opc_"
     return needle
 
 
