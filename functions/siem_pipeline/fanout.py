@@ -17,7 +17,13 @@ One run (the schedule fires it), in this order, each step safe to repeat after a
    consecutive offsets), and one fetch request per group is published on the fetch topic (offsets
    only). A crash before publishing leaves orphaned items nobody reads; the watermarks have not
    moved, so the next run issues the same windows again.
-5. **Health**: ``health/fanout`` (pairs, lag per region, backlog).
+5. **Export sweep**: when the events stream holds messages the export's consumer group has not
+   committed, one export signal is published on the export topic. Fetch signals export only when it
+   wrote events, so an export signal that ONS discarded (the export failing for longer than the
+   subscription's retry period) would otherwise strand those events until new activity arrives, or
+   until the stream's retention drops them. A caught-up group costs one GetGroup and one empty read
+   per partition, and no invocation.
+6. **Health**: ``health/fanout`` (pairs, lag per region, backlog, whether an export sweep was sent).
 
 Nothing here moves a watermark forward: only fetch does, after the events are in the events stream.
 """
@@ -33,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import oci
+import orjson
 
 from siem_pipeline.collect_config import CollectConfig
 from siem_pipeline.oci_clients import OciClientFactory
@@ -54,6 +61,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROOT_PATH = "/"
+#: the export's consumer group on the events stream, unless ``SIEM_EXPORT_GROUP`` names another
+EXPORT_GROUP = "siem-export"
+#: the most partitions a stream can have: bounds the probe of a stream no group has read yet
+MAX_PARTITIONS = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +172,8 @@ class FanoutResult:
     work_items: int
     fetch_requests: int
     state_refreshed: bool
+    #: whether an export signal was published for messages the export group had not committed
+    export_swept: bool = False
 
     def as_log(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -170,9 +183,10 @@ class Fanout:
     """The fanout core: build it with the config and a client factory, call :meth:`run` with the time."""
 
     def __init__(self, config: CollectConfig, factory: OciClientFactory, *,
-                 sleep: Callable[[float], None] | None = None) -> None:
+                 sleep: Callable[[float], None] | None = None, export_group: str = EXPORT_GROUP) -> None:
         self.config = config
         self.factory = factory
+        self.export_group = export_group
         kwargs: dict[str, Any] = {"max_attempts": config.put_max_attempts}
         if sleep is not None:
             kwargs["sleep"] = sleep
@@ -212,11 +226,13 @@ class Fanout:
         items = [WorkItem.of(pair, window, run=run, range_end=self._range_end(schedule, pair, window.track))
                  for pair, window in schedule.items]
         requests = self._enqueue(items, run)
-        self._health(now, pairs, schedule, len(items), requests)
+        swept = self._sweep(run)
+        self._health(now, pairs, schedule, len(items), requests, swept)
         result = FanoutResult(run=run, regions=regions, compartments=len(compartments), pairs=len(pairs),
                               initialized=len(schedule.initial), live_items=len(schedule.live),
                               backfill_items=len(schedule.backfill), behind=len(schedule.behind),
-                              work_items=len(items), fetch_requests=requests, state_refreshed=refreshed)
+                              work_items=len(items), fetch_requests=requests, state_refreshed=refreshed,
+                              export_swept=swept)
         log.info("fanout %s", result.as_log())
         return result
 
@@ -248,7 +264,23 @@ class Fanout:
             publisher.publish_message(self.config.fetch_topic_id, details)
         return len(requests)
 
-    def _health(self, now: dt.datetime, pairs: Sequence[PairKey], schedule: Plan, items: int, requests: int) -> None:
+    def _sweep(self, run: str) -> bool:
+        """Signal export when the events stream holds messages its group has not committed (see step 5)."""
+        if not self.config.export_topic_id:
+            return False
+        stream = self.config.events_stream
+        if not export_backlog(self.factory.stream(stream.endpoint), stream.stream_id, self.export_group):
+            return False
+        body = orjson.dumps({"v": 1, "type": "export", "events": 0, "windows": 0, "run": run, "sweep": True})
+        publisher = self.factory.notification_data(endpoint=self.config.topic_endpoint, region=self.region)
+        publisher.publish_message(self.config.export_topic_id,
+                                  oci.ons.models.MessageDetails(title="siem export", body=body.decode()))
+        log.warning("fanout %s: the events stream holds messages export group %s has not committed; export "
+                    "signalled", run, self.export_group)
+        return True
+
+    def _health(self, now: dt.datetime, pairs: Sequence[PairKey], schedule: Plan, items: int, requests: int,
+                swept: bool = False) -> None:
         regions: dict[str, dict[str, Any]] = {}
         behind = set(schedule.behind)
         for pair in pairs:
@@ -271,8 +303,51 @@ class Fanout:
                 entry["lagSeconds"] = int((now - oldest).total_seconds())
                 entry["oldestWatermark"] = format_time(oldest)
         record = health_record("fanout", now, pairs=len(pairs), workItems=items, fetchRequests=requests,
-                               backfillChunks=len(schedule.backfill), regions=regions)
+                               backfillChunks=len(schedule.backfill), regions=regions, exportSwept=swept)
         self.state.put({"health/fanout": record})
+
+
+def _has_message(client: Any, stream_id: str, details: Any) -> bool:
+    cursor = client.create_cursor(stream_id, details).data.value
+    return bool(client.get_messages(stream_id, cursor, limit=1).data)
+
+
+def export_backlog(client: Any, stream_id: str, group: str) -> bool:
+    """Whether some partition of the events stream has a message after the group's committed offset (or any
+    message, in a partition the group never committed; or in any partition, when no group exists yet)."""
+    models = oci.streaming.models
+    try:
+        reservations = client.get_group(stream_id, group).data.reservations or []
+    except oci.exceptions.ServiceError as exc:
+        if exc.status != 404:
+            raise
+        reservations = []
+    if not reservations:  # no group yet: probe partitions 0, 1, ... until one does not exist
+        for partition in range(MAX_PARTITIONS):
+            try:
+                if _has_message(client, stream_id, models.CreateCursorDetails(partition=str(partition),
+                                                                              type="TRIM_HORIZON")):
+                    return True
+            except oci.exceptions.ServiceError as exc:
+                if exc.status == 400:
+                    return False
+                raise
+        return False
+    for reservation in reservations:
+        committed = reservation.committed_offset
+        details = (models.CreateCursorDetails(partition=str(reservation.partition), type="TRIM_HORIZON")
+                   if committed is None else
+                   models.CreateCursorDetails(partition=str(reservation.partition), type="AFTER_OFFSET",
+                                              offset=int(committed)))
+        try:
+            if _has_message(client, stream_id, details):
+                return True
+        except oci.exceptions.ServiceError as exc:
+            if exc.status != 400:
+                raise
+            # the committed offset is no longer in the partition (trimmed): the group is behind
+            return True
+    return False
 
 
 def core(invocation: Invocation, factory: OciClientFactory, *,
@@ -280,4 +355,5 @@ def core(invocation: Invocation, factory: OciClientFactory, *,
     """The fanout function's core for :func:`siem_pipeline.fn.handle`: the body (the schedule's) is ignored."""
     config = CollectConfig.from_env(invocation.config)
     now = clock() if clock is not None else dt.datetime.now(dt.UTC)
-    return Fanout(config, factory).run(now).as_log()
+    group = str(invocation.config.get("SIEM_EXPORT_GROUP") or EXPORT_GROUP)
+    return Fanout(config, factory, export_group=group).run(now).as_log()
