@@ -16,7 +16,10 @@ other 4xx (``mapper_parsing_exception``, …)    dead-lettered with ``<status> <
 Whole-request answers: 401/403 and TLS verification failures raise
 :class:`~siem_pipeline.destinations.base.DestinationConfigError`; 413 splits the request (one event
 alone is dead-lettered); 429, 5xx and transport errors are retried with backoff, then raise
-:class:`~siem_pipeline.destinations.base.DestinationError`; any other answer raises too.
+:class:`~siem_pipeline.destinations.base.DestinationError`; any other answer raises too, and so does a
+200 whose body is not a ``_bulk`` reply (not JSON, no ``items`` or the wrong number, an item without a
+numeric status) or exceeds 256 KB + 2 KB per action (read no further). Every request has an overall
+deadline (``request_deadline``, 120 s) on top of the per-read ``timeout``.
 
 Auth: Basic (user and password) or ``Authorization: ApiKey <base64(id:key)>``; secrets are
 :class:`pydantic.SecretStr` and never logged. AWS SigV4 is not supported.
@@ -28,6 +31,7 @@ import logging
 import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
@@ -35,21 +39,25 @@ import orjson
 from pydantic import SecretStr
 
 from siem_pipeline.destinations.base import (
+    MAX_REPLY_BYTES,
     Backoff,
     BatchResult,
     DestinationConfigError,
     DestinationError,
     HttpDestination,
     Rejected,
+    Reply,
     chunks,
     gzip_body,
     parse_retry_after,
     tls_context,
 )
-from siem_pipeline.destinations.hec import _is_tls_verification
 from siem_pipeline.formats.bulk import BulkFormat
 
 log = logging.getLogger(__name__)
+
+#: What the reply to one action may add to :data:`MAX_REPLY_BYTES` (an item with a long error reason).
+REPLY_BYTES_PER_ACTION: Final = 2048
 
 
 def _secret(value: SecretStr | str | None) -> SecretStr | None:
@@ -67,7 +75,7 @@ class BulkClient(HttpDestination):
                  password: SecretStr | str | None = None, api_key: SecretStr | str | None = None,
                  ca_bundle: str | Path | None = None, compress: bool = True, compress_level: int = 1,
                  max_batch_bytes: int = 10_000_000, max_batch_events: int = 5000, timeout: float = 60.0,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, request_deadline: float = 120.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError(f"invalid _bulk URL {url!r}: expected https://host:9200")
@@ -85,13 +93,14 @@ class BulkClient(HttpDestination):
         secret = _secret(password)
         if username is not None and secret is not None:
             self._auth = httpx.BasicAuth(username, secret.get_secret_value())
+        self.request_deadline = request_deadline
         verify: ssl.SSLContext | bool = tls_context(ca_bundle) if parts.scheme == "https" else False
-        self._http = httpx.Client(verify=verify, timeout=timeout, auth=self._auth)
+        self._http = self._client(verify, timeout, auth=self._auth)
 
     def __repr__(self) -> str:
         return f"BulkClient({self.bulk_url!r})"
 
-    def _post(self, body: bytes, result: BatchResult) -> httpx.Response:
+    def _post(self, body: bytes, actions: int, result: BatchResult) -> Reply:
         headers = {"Content-Type": "application/x-ndjson"}
         if self._api_key is not None:
             headers["Authorization"] = f"ApiKey {self._api_key.get_secret_value()}"
@@ -100,13 +109,30 @@ class BulkClient(HttpDestination):
             headers["Content-Encoding"] = "gzip"
         result.requests += 1
         result.wire_bytes += len(body)
+        return self._request(self.bulk_url, body, headers, what=self.bulk_url,
+                             limit=MAX_REPLY_BYTES + REPLY_BYTES_PER_ACTION * actions)
+
+    def _items(self, reply: Reply, actions: int) -> list[dict[str, Any]]:
+        """The per-action outcomes of a 200, or :class:`DestinationError` when the reply is not a ``_bulk`` one."""
+        if reply.truncated:
+            raise DestinationError(f"_bulk answered HTTP 200 with {reply.too_large()}")
         try:
-            return self._http.post(self.bulk_url, content=body, headers=headers)
-        except httpx.TransportError as err:
-            if _is_tls_verification(err):
-                raise DestinationConfigError(f"TLS verification of {self.bulk_url} failed; set the CA bundle "
-                                             "that signed its certificate") from None
-            raise DestinationError(f"_bulk request failed: {type(err).__name__}: {err}") from None
+            parsed = orjson.loads(reply.body)
+        except orjson.JSONDecodeError:
+            raise DestinationError(f"_bulk answered HTTP 200 with a body that is not JSON: "
+                                   f"{reply.snippet() or '(empty)'}") from None
+        items = parsed.get("items") if isinstance(parsed, dict) else None
+        if not isinstance(items, list) or len(items) != actions:
+            raise DestinationError(f"_bulk answered {len(items) if isinstance(items, list) else 'no'} items "
+                                   f"for {actions} actions: {reply.snippet()}")
+        outcomes: list[dict[str, Any]] = []
+        for item in items:
+            outcome = next(iter(item.values()), None) if isinstance(item, dict) else None
+            if (not isinstance(outcome, dict) or not isinstance(outcome.get("status"), int)
+                    or isinstance(outcome["status"], bool)):
+                raise DestinationError(f"_bulk answered an item without a numeric status: {str(item)[:200]!r}")
+            outcomes.append(outcome)
+        return outcomes
 
     def send(self, payloads: Sequence[bytes]) -> BatchResult:
         result = BatchResult()
@@ -122,7 +148,7 @@ class BulkClient(HttpDestination):
         attempt = 0
         while todo:
             try:
-                response = self._post(b"".join(payloads[i] for i in todo), result)
+                reply = self._post(b"".join(payloads[i] for i in todo), len(todo), result)
             except DestinationConfigError:
                 raise
             except DestinationError:
@@ -131,7 +157,7 @@ class BulkClient(HttpDestination):
                     raise
                 self._wait(attempt)
                 continue
-            status = response.status_code
+            status = reply.status
             if status in (401, 403):
                 raise DestinationConfigError(f"_bulk refused the credentials: HTTP {status}")
             if status == 413:
@@ -146,18 +172,13 @@ class BulkClient(HttpDestination):
                 attempt += 1
                 if attempt >= self.backoff.attempts:
                     raise DestinationError(f"_bulk stayed busy after {attempt} attempts: HTTP {status}")
-                self._wait(attempt, parse_retry_after(response.headers.get("Retry-After")))
+                self._wait(attempt, parse_retry_after(reply.headers.get("Retry-After")))
                 continue
             if status != 200:
-                raise DestinationError(f"unexpected _bulk answer: HTTP {status}: {response.text[:300]}")
-            items = orjson.loads(response.content).get("items")
-            if not isinstance(items, list) or len(items) != len(todo):
-                raise DestinationError(f"_bulk answered {len(items) if isinstance(items, list) else 'no'} items "
-                                       f"for {len(todo)} actions")
+                raise DestinationError(f"unexpected _bulk answer: HTTP {status}: {reply.snippet(300)}")
             retry: list[int] = []
-            for index, item in zip(todo, items, strict=True):
-                outcome = next(iter(item.values())) if isinstance(item, dict) and item else {}
-                item_status = outcome.get("status", 0)
+            for index, outcome in zip(todo, self._items(reply, len(todo)), strict=True):
+                item_status = outcome["status"]
                 if item_status in (200, 201, 409):
                     result.accepted.append(index)
                 elif item_status == 429 or item_status >= 500:

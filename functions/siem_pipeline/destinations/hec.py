@@ -21,8 +21,13 @@ connection refused/reset, timeouts          ``Retry-After``; then :class:`Destin
 TLS verification failure                    invalid or disabled; index not allowed; channel; fields)
 code 14 on the ack query                    acks are off for this token: switch to no-ack mode
 anything else (a 200 without a HEC code:   :class:`DestinationError`, never "delivered"
-a proxy's page, not Splunk)
+a proxy's page, not Splunk; not JSON,
+empty, or over 256 KB)
 ==========================================  ===========================================================
+
+Every request has an overall deadline (``request_deadline``, 60 s: connect, TLS, body, the whole reply),
+on top of the per-read ``timeout``; at most 256 KB of a reply is read. A refused certificate raises
+:class:`DestinationConfigError` naming the cause (unknown CA, host name mismatch, expired).
 
 Indexer acknowledgment (optional; Splunk Enterprise only): a 200 carries ``ackId``; the client polls
 ``POST /services/collector/ack?channel=<guid>`` with every pending id every ``ack_poll_interval``
@@ -97,17 +102,9 @@ class _Answer:
     retry_after: float | None
 
     def describe(self) -> str:
+        """``HTTP 503, code 9 (Server is busy)``; a reply that is not HEC's says what it was instead."""
         code = f", code {self.code}" if self.code is not None else ""
         return f"HTTP {self.status}{code} ({self.text})" if self.text else f"HTTP {self.status}{code}"
-
-
-def _is_tls_verification(err: BaseException) -> bool:
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 class HecClient(HttpDestination):
@@ -120,7 +117,7 @@ class HecClient(HttpDestination):
                  max_batch_bytes: int = 1_000_000, max_batch_events: int = 1000, timeout: float = 30.0,
                  ack: bool = False, ack_timeout: float = 300.0, ack_poll_interval: float = 10.0,
                  ack_resends: int = 2, backoff: Backoff | None = None, channel: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 request_deadline: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError(f"invalid HEC URL {url!r}: expected https://host:8088")
@@ -145,8 +142,9 @@ class HecClient(HttpDestination):
         self.on_wait: Callable[[], None] | None = None
         self.channel = channel or str(uuid.uuid4())
         self._clock = clock
+        self.request_deadline = request_deadline
         verify: ssl.SSLContext | bool = tls_context(ca_bundle) if parts.scheme == "https" else False
-        self._http = httpx.Client(verify=verify, timeout=timeout,
+        self._http = self._client(verify, timeout,
                                   limits=httpx.Limits(max_keepalive_connections=2, keepalive_expiry=60.0))
 
     def __repr__(self) -> str:
@@ -167,22 +165,24 @@ class HecClient(HttpDestination):
             headers["Content-Encoding"] = "gzip"
         result.requests += 1
         result.wire_bytes += len(body)
-        try:
-            response = self._http.post(url, content=body, headers=headers, params=params)
-        except httpx.TransportError as err:
-            if _is_tls_verification(err):
-                raise DestinationConfigError(f"TLS verification of the HEC endpoint {self.event_url} failed; "
-                                             "set the CA bundle that signed its certificate") from None
-            raise DestinationError(f"HEC request failed: {type(err).__name__}: {err}") from None
-        try:
-            parsed = orjson.loads(response.content) if response.content else {}
-        except orjson.JSONDecodeError:
-            parsed = {}
-        if not isinstance(parsed, dict):
-            parsed = {}
+        reply = self._request(url, body, headers, what=f"the HEC endpoint {self.event_url}", params=params)
+        parsed: Any = {}
+        note = ""
+        if reply.truncated:
+            note = reply.too_large()
+        elif reply.body:
+            try:
+                parsed = orjson.loads(reply.body)
+            except orjson.JSONDecodeError:
+                note = f"not JSON: {reply.snippet()}"
+            if not isinstance(parsed, dict):
+                parsed, note = {}, note or f"not a JSON object: {reply.snippet()}"
+        else:
+            note = "an empty body"
         code = parsed.get("code")
-        return _Answer(response.status_code, code if isinstance(code, int) else None, str(parsed.get("text", "")),
-                       parsed, parse_retry_after(response.headers.get("Retry-After")))
+        text = str(parsed.get("text", ""))[:300] if "text" in parsed else note
+        return _Answer(reply.status, code if isinstance(code, int) and not isinstance(code, bool) else None, text,
+                       parsed, parse_retry_after(reply.headers.get("Retry-After")))
 
     def _is_busy(self, answer: _Answer) -> bool:
         return (answer.code in BUSY_CODES or answer.status == 429 or answer.status >= 500) and answer.status != 200
