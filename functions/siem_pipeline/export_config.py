@@ -265,8 +265,22 @@ def read_secret(factory: Any, secret_id: str) -> SecretStr:
     return SecretStr(text)
 
 
+def warn_if_plaintext(config: ExportConfig) -> bool:
+    """Log, at every invocation, that the destination is reached without TLS (an ``http://`` or ``tcp://`` URL:
+    the spec's explicit opt-out); True if it is. TLS is otherwise always verified (public CAs, or the CA
+    bundle)."""
+    scheme = urlsplit(config.url).scheme.lower()
+    if scheme not in ("http", "tcp"):
+        return False
+    log.warning("the %s destination is reached WITHOUT TLS (%s:// URL): events%s cross the network unencrypted and "
+                "the receiver is not authenticated; use %s:// outside a trusted network", config.destination, scheme,
+                " and the token" if config.secret_id else "", "https" if scheme == "http" else "tls")
+    return True
+
+
 def build_destination(config: ExportConfig, secret: SecretStr | None) -> Destination:
     """The destination client the configuration names (close it when done)."""
+    warn_if_plaintext(config)
     if config.destination == "hec":
         if secret is None:
             raise DestinationConfigError("the HEC destination needs its token (SIEM_SECRET_ID)")
