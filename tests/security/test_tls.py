@@ -27,8 +27,8 @@ from tests.support.audit_events import event
 
 TOKEN = "5e1f0c1e-7f51-4f0e-9d7a-token-not-in-logs"
 REGION = "us-ashburn-1"
-#: what the SDK raises when the TLS handshake fails (its vendored requests)
-SDK_SSL_ERROR = oci._vendor.requests.exceptions.SSLError
+#: what the SDK raises when the TLS handshake fails (wrapping its vendored requests' SSLError)
+SDK_SSL_ERROR = oci.exceptions.RequestException
 
 
 @pytest.fixture(scope="module")
