@@ -2,7 +2,9 @@
 
 - ``Ready``: the pipeline's OCI resources exist and work (``Available``), or why not: ``Creating``,
   ``Unavailable`` (a resource failed), ``Suspended``, ``Deleting``, or the classified error that
-  prevented looking (``SecretNotFound``, ``NotAuthorized``, …).
+  prevented looking (``SecretNotFound``, ``NotAuthorized``, …) or that stops the creation until a person
+  acts (``LimitExceeded``, ``NotAuthorized``, ``NameConflict``, ``InvalidSpec``: never a silent
+  ``Creating``).
 - ``Synced``: the last reconcile applied the spec (``ReconcileSuccess``), or why not: an immutable field
   changed (``ImmutableFieldChanged``), a resource failed (``ChildFailed``), or the classified error.
 
@@ -103,6 +105,11 @@ def ready_condition(plan: Plan | None, *, generation: int, now: datetime.datetim
     if failed:
         return cond(ConditionStatus.FALSE, Reason.UNAVAILABLE,
                     f"{_names(failed)} failed in OCI: delete it in OCI and the operator re-creates it")
+    if plan.unready and error is not None and error.needs_person:
+        # not merely creating: stuck until a person acts (a service limit, a policy, a name taken)
+        return cond(ConditionStatus.FALSE, error.reason,
+                    f"{plan.desired_count - len(plan.unready)} of {plan.desired_count} OCI resources are ready; "
+                    f"{error.message}")
     if plan.unready:
         return cond(ConditionStatus.FALSE, Reason.CREATING,
                     f"{plan.desired_count - len(plan.unready)} of {plan.desired_count} OCI resources are ready; "

@@ -26,6 +26,7 @@ from circuitbreaker import CircuitBreakerError
 from requests.exceptions import RequestException as PlainRequestException
 
 from siem_operator.adapters.errors import AdapterError, ChildBusy, ChildConflict, DeletionNotConfirmed
+from siem_operator.children import ChildKind, Ref
 from siem_operator.desired import DesiredError, MissingSecretValue
 
 #: network failures, from the SDK's vendored requests, plain requests (kubernetes client) or the breaker
@@ -84,7 +85,7 @@ _ADVICE: Final[dict[ErrorKind, str]] = {
     ErrorKind.NOT_AUTHORIZED: ("check the operator's credentials and that an IAM policy lets them manage this kind "
                                "of resource in the compartment (a missing resource answers the same way)"),
     ErrorKind.INVALID_CREDENTIALS: "fix the credentials (spec.credentials and its Secret)",
-    ErrorKind.LIMIT_EXCEEDED: "raise the service limit or quota, or free capacity; retried periodically",
+    ErrorKind.LIMIT_EXCEEDED: "raise the service limit or quota, or free capacity; retried every 2 to 15 min",
     ErrorKind.NAME_CONFLICT: ("a resource that is not this pipeline's holds the name: delete or rename it; the "
                               "operator never adopts by name"),
     ErrorKind.SECRET_NOT_FOUND: "create the Secret; retried periodically",
@@ -102,6 +103,25 @@ _SPEC_CODES: Final = frozenset({"InvalidParameter", "MissingParameter", "CannotP
                                 "RelatedResourceNotAuthorizedOrNotFound"})
 _LIMIT_CODES: Final = frozenset({"LimitExceeded", "QuotaExceeded"})
 
+#: per kind: the OCI limit a create counts against, and what a person can do about it
+_LIMITS: Final[dict[ChildKind, tuple[str, str]]] = {
+    ChildKind.STREAM: ("the region's Streaming partition limit (partition-count)",
+                       "raise that service limit (a limit increase request, or a compartment quota if one is set), "
+                       "free partitions by deleting unused streams in the region, or lower spec.streams.partitions "
+                       "(immutable: create the SiemPipeline again with fewer)"),
+    ChildKind.STREAM_POOL: ("the region's Streaming stream-pool limit",
+                            "raise that service limit, delete an unused stream pool, or name an existing pool in "
+                            "spec.streams.poolId"),
+    ChildKind.APPLICATION: ("the region's Functions application limit",
+                            "raise that service limit or delete an unused application"),
+    ChildKind.FUNCTION: ("the Functions limit (functions per application, or memory per region)",
+                         "raise that service limit, or lower spec.functions.<fanout,fetch,export>.memoryMb"),
+    ChildKind.TOPIC: ("the Notifications topic limit", "raise that service limit or delete an unused topic"),
+    ChildKind.SUBSCRIPTION: ("the Notifications subscription limit",
+                             "raise that service limit or delete unused subscriptions"),
+    ChildKind.VAULT_SECRET: ("the Vault secret limit", "raise that service limit or delete unused secrets"),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Classified:
@@ -113,6 +133,8 @@ class Classified:
     code: str | None = None
     opc_request_id: str | None = None
     operation: str | None = None
+    #: what OCI said, as it said it (no advice, no request id)
+    detail: str | None = None
 
     @property
     def reason(self) -> str:
@@ -136,6 +158,14 @@ class Classified:
     @property
     def proves_absence(self) -> bool:
         return self.kind is ErrorKind.NOT_FOUND
+
+    @property
+    def needs_person(self) -> bool:
+        """Waiting alone cannot help: a person must change the spec or something outside it (a limit, a policy,
+        a Secret, a resource holding a child's name)."""
+        return self.terminal or self.kind in (ErrorKind.NOT_AUTHORIZED, ErrorKind.INVALID_CREDENTIALS,
+                                              ErrorKind.LIMIT_EXCEEDED, ErrorKind.NAME_CONFLICT,
+                                              ErrorKind.SECRET_NOT_FOUND)
 
     @property
     def pipeline_broken(self) -> bool:
@@ -183,7 +213,8 @@ def classify(exc: BaseException) -> Classified:
         support = f" (opc-request-id {request_id})" if request_id else ""
         text = str(exc.message or "").strip() or f"the service returned {status}"
         return Classified(kind, f"{operation}{service} failed: {status} {code}: {text}{support}. {_ADVICE[kind]}.",
-                          status=status, code=code or None, opc_request_id=request_id, operation=exc.operation_name)
+                          status=status, code=code or None, opc_request_id=request_id, operation=exc.operation_name,
+                          detail=text)
     if isinstance(exc, MissingSecretValue):
         return Classified(ErrorKind.SECRET_NOT_FOUND, f"{exc}; {_ADVICE[ErrorKind.SECRET_NOT_FOUND]}.")
     if isinstance(exc, DesiredError | pydantic.ValidationError):
@@ -202,6 +233,20 @@ def classify(exc: BaseException) -> Classified:
     if isinstance(exc, _TRANSPORT_ERRORS):
         return Classified(ErrorKind.UNREACHABLE, f"{type(exc).__name__}: {exc}; {_ADVICE[ErrorKind.UNREACHABLE]}.")
     return Classified(ErrorKind.UNEXPECTED, f"{type(exc).__name__}: {exc}; {_ADVICE[ErrorKind.UNEXPECTED]}.")
+
+
+def about_child(error: Classified, ref: Ref, action: str = "create") -> Classified:
+    """``error``, met acting on the child ``ref``, told for a person: a limit names the child, the limit it
+    counts against (OCI's own words included) and what to do. Other errors are returned as they are."""
+    if error.kind is not ErrorKind.LIMIT_EXCEEDED:
+        return error
+    limit, todo = _LIMITS.get(ref.kind, (f"an OCI service limit or compartment quota for {ref.kind.value}",
+                                         "raise that service limit or quota, or free capacity"))
+    support = f" (opc-request-id {error.opc_request_id})" if error.opc_request_id else ""
+    said = f" OCI said: {error.code}: {error.detail}" if error.detail else ""
+    message = (f"cannot {action} {ref}: it would exceed {limit}.{said}{support}. To go on: {todo}; "
+               f"retried every 2 to 15 min.")
+    return dataclasses.replace(error, message=message)
 
 
 def proves_absence(exc: BaseException) -> bool:

@@ -41,7 +41,7 @@ from siem_operator import conditions, metrics
 from siem_operator.children import Action, ActionType, Adapter, ChildKind, Desired, Observed, Phase, Ref, resolve
 from siem_operator.clients import CredentialsSecretInvalid, FactoryCache, auth_for
 from siem_operator.desired import MissingSecretValue, desired_children
-from siem_operator.errors import Classified, ErrorKind, classify
+from siem_operator.errors import Classified, ErrorKind, about_child, classify
 from siem_operator.health import read_health
 from siem_operator.kube import KubeApi
 from siem_operator.naming import PipelineIdentity, retry_token
@@ -477,6 +477,8 @@ class _Run:
 
     def failure(self, step: str, action: Action | None, exc: BaseException) -> Classified:
         error = classify(exc)
+        if action is not None:
+            error = about_child(error, action.ref, action.type.value.lower())
         what = f"{step} {action.ref}" if action is not None else step
         log.warning("%s/%s: %s failed: %s", self.obj.namespace, self.obj.name, what, error.message)
         self.event(WARNING, f"{step}Failed", f"{what} failed: {error.message}")

@@ -21,7 +21,7 @@ from siem_operator.conditions import (
     synced_condition,
 )
 from siem_operator.desired import MissingSecretValue
-from siem_operator.errors import classify
+from siem_operator.errors import about_child, classify
 from siem_operator.planner import Plan
 from tests.operator.test_errors import service_error
 
@@ -90,6 +90,14 @@ READY_TABLE: list[tuple[str, dict[str, Any], str, str, str]] = [
      "Unknown", "Throttled", "opc-request-id REQ123"),
     ("bad credentials", {"plan": None, "error": classify(service_error(400, "InvalidParameter"))},
      "False", "InvalidSpec", "fix the SiemPipeline spec"),
+    ("creating stopped by a limit", {"plan": CREATING, "error": about_child(
+        classify(service_error(400, "LimitExceeded", "limit of 3")), STREAM)},
+     "False", "LimitExceeded", "12 of 14 OCI resources are ready; cannot create Stream/events: it would exceed the "
+                               "region's Streaming partition limit"),
+    ("creating, throttled: still creating", {"plan": CREATING, "error": classify(service_error(429, "TooMany"))},
+     "False", "Creating", "waiting for Stream/events"),
+    ("ready, a limit on an update: still ready", {"plan": CONVERGED, "error": classify(
+        service_error(400, "LimitExceeded"))}, "True", "Available", "all 14"),
 ]
 
 

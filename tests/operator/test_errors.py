@@ -10,9 +10,9 @@ import requests
 
 from siem_operator import spec as s
 from siem_operator.adapters.errors import ChildBusy, ChildConflict, DeletionNotConfirmed
-from siem_operator.children import ChildKind
+from siem_operator.children import ChildKind, Ref
 from siem_operator.desired import DesiredError, MissingSecretValue
-from siem_operator.errors import BACKOFF, Backoff, ErrorKind, classify, proves_absence
+from siem_operator.errors import BACKOFF, Backoff, ErrorKind, about_child, classify, proves_absence
 
 
 def service_error(status: int, code: str, message: str = "something", request_id: str | None = "REQ123",
@@ -129,3 +129,22 @@ def test_anything_else_is_unexpected_but_retried() -> None:
     assert result.kind is ErrorKind.UNEXPECTED
     assert result.delay(1) == 30.0
     assert "boom" in result.message
+
+
+def test_a_limit_met_creating_a_child_names_the_child_the_limit_and_what_to_do() -> None:
+    error = classify(service_error(400, "LimitExceeded", "The partition-count limit of 200 for the region would be "
+                                                         "exceeded (199 in use)."))
+    told = about_child(error, Ref(ChildKind.STREAM, "events"))
+    assert (told.kind, told.reason, told.delay(), told.opc_request_id) == (error.kind, "LimitExceeded", 120.0, "REQ123")
+    assert told.needs_person
+    assert not told.terminal
+    for part in ("cannot create Stream/events", "Streaming partition limit", "limit of 200 for the region",
+                 "REQ123", "raise that service limit", "spec.streams.partitions", "retried every 2 to 15 min"):
+        assert part in told.message, (part, told.message)
+    other = about_child(error, Ref(ChildKind.SCHEDULE, "trigger"))
+    assert "Schedule/trigger" in other.message
+    assert "raise that service limit or quota" in other.message
+    # anything but a limit is told as it was
+    throttled = classify(service_error(429, "TooManyRequests"))
+    assert about_child(throttled, Ref(ChildKind.STREAM, "events")) is throttled
+    assert not throttled.needs_person
