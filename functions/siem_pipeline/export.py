@@ -33,7 +33,9 @@ import base64
 import dataclasses
 import datetime as dt
 import gc
+import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -107,6 +109,32 @@ class DeadLetter:
     replays: int = 0
 
 
+_EVENT_ID_TEXT: Final = re.compile(r'"event[Ii][dD]"\s*:\s*"((?:[^"\\\x00-\x1f]|\\["\\/bfnrt])+)"')
+
+
+def claimed_event_id(raw: bytes) -> str | None:
+    """The event id that a message the export cannot use still carries in its JSON (``eventId``, ``eventID``
+    or ``id``), so that its dead-letter record names it; None when there is none. Lenient on purpose: bytes
+    that are not UTF-8 are replaced and lone surrogates accepted (the stdlib parser); JSON that is cut or
+    broken still names its event by an ``"eventId": "…"`` in its first 4 KB."""
+    text = raw.decode(errors="replace")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        match = _EVENT_ID_TEXT.search(text[:4096])
+        claimed = orjson.loads(f'"{match.group(1)}"') if match else None
+        return claimed if isinstance(claimed, str) and claimed.strip() else None
+    if not isinstance(value, dict):
+        return None
+    for name in ("eventId", "eventID", "id"):
+        found = value.get(name)
+        if isinstance(found, str) and found.strip():
+            return found
+        if isinstance(found, int | float) and not isinstance(found, bool):
+            return str(found)
+    return None
+
+
 class DeadLetterWriter:
     """Puts dead-letter records on the dead-letter stream (JSON, keyed by ``eventId``).
 
@@ -142,6 +170,8 @@ class DeadLetterWriter:
         return record
 
     def encode(self, letter: DeadLetter) -> tuple[bytes | None, bytes]:
+        if letter.event_id is None:  # unusable, but its JSON may still name it
+            letter = dataclasses.replace(letter, event_id=claimed_event_id(letter.raw))
         key = letter.event_id.encode()[:256] if letter.event_id else None
         record = self.record(letter)
         value = orjson.dumps(record)

@@ -2,8 +2,10 @@
 
 ``CEF:0|Oracle|OCI Audit|<eventTypeVersion>|<eventType>|<eventName>|<severity>|<extension>``
 
-* Header fields: ``\\`` → ``\\\\`` and ``|`` → ``\\|``; ``=`` is not escaped; CR/LF become spaces.
-* Extension values: ``\\`` → ``\\\\``, ``=`` → ``\\=``, LF → ``\\n``, CR → ``\\r``; ``|`` is not escaped.
+* Header fields: ``\\`` → ``\\\\`` and ``|`` → ``\\|``; ``=`` is not escaped; CR, LF and every other
+  control character (NUL, TAB, …) become spaces.
+* Extension values: ``\\`` → ``\\\\``, ``=`` → ``\\=``, LF → ``\\n``, CR → ``\\r``; ``|`` is not escaped;
+  other control characters (CEF defines no escape for them; NUL ends a C string) become spaces.
   Keys come in a fixed order (:data:`EXTENSION`); empty values are left out.
 * Lengths: ArcSight's dictionary caps most string keys at 1023 characters (``cs*`` at 4000) and the
   Name at 512, the Device Event Class ID at 1023 (*from the CEF guide; not checked against a real
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -39,11 +42,16 @@ EXTENSION: Final = (
 )
 
 
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_OTHER_CONTROL: Final = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def header_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return _CONTROL.sub(" ", value.replace("\\", "\\\\").replace("|", "\\|"))
 
 
 def extension_escape(value: str) -> str:
+    value = _OTHER_CONTROL.sub(" ", value)
     return value.replace("\\", "\\\\").replace("=", "\\=").replace("\n", "\\n").replace("\r", "\\r")
 
 

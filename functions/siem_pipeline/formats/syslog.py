@@ -8,7 +8,8 @@
   PROCID 128, MSGID 32. MSGID is ``eventName`` (``GetInstance``), not ``eventType``: event types are
   often longer than 32 characters and syslog-ng truncates them; ``eventType`` travels in SD.
 * SD is one element ``[<sd_id> eventId="…" eventType="…" …]``, values escaped (``"``, ``\\`` and ``]``
-  get a ``\\``). 32473 is the documentation PEN: set ``sd_id`` to the project's own in production.
+  get a ``\\``; control characters become ``\\n``-style escapes, :func:`sd_escape`). 32473 is the
+  documentation PEN: set ``sd_id`` to the project's own in production.
 * MSG is the one-line JSON of the redacted event (or the CEF text, see :mod:`.cef`), without a BOM.
 * ``max_bytes`` (0: unlimited): rsyslog's default ``maxMessageSize`` is 8 KB and it *splits* longer
   frames silently; audit events regularly exceed it. A longer message is trimmed by dropping, in
@@ -53,8 +54,22 @@ def header_field(value: str, cap: int) -> str:
     return cleaned or "-"
 
 
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _control_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or f"\\u{ord(char):04x}"
+
+
 def sd_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    """A PARAM-VALUE: ``"``, ``\\`` and ``]`` get a backslash (RFC 5424 §6.3.3); control characters, which
+    receivers mangle or cut at (rsyslog writes LF as ``#012``, C strings end at NUL), become ``\\n``, ``\\r``,
+    ``\\t`` or ``\\u0000``: an RFC 5424 decoder keeps such a backslash as it is. The MSG's JSON has the value
+    exactly."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    return _CONTROL.sub(_control_escape, escaped) if _CONTROL.search(escaped) else escaped
 
 
 def frame(message: bytes) -> bytes:
