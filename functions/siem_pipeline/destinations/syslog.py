@@ -77,11 +77,13 @@ class SyslogClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self, *, graceful: bool = True) -> None:
+        """Close the connection; ``graceful``: with a TLS close_notify first (skipped after a failure: the
+        connection is broken, or the receiver stopped reading and would not take it)."""
         if self._sock is not None:
             try:
-                if isinstance(self._sock, ssl.SSLSocket):
-                    self._sock.settimeout(min(self.timeout, 1.0))  # a receiver that stopped reading: give up soon
+                if graceful and isinstance(self._sock, ssl.SSLSocket):
+                    self._sock.settimeout(min(self.timeout, 1.0))
                     self._sock = self._sock.unwrap()
             except (OSError, ValueError):
                 pass
@@ -164,7 +166,7 @@ class SyslogClient:
             except DestinationConfigError:
                 raise
             except OSError as err:
-                self.close()
+                self.close(graceful=False)
                 attempt += 1
                 if attempt >= self.backoff.attempts:
                     raise DestinationError(f"syslog delivery to {self.host}:{self.port} failed after {attempt} "
