@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The page rendered from the results (:mod:`benchmarks.report`).
+DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -61,6 +63,9 @@ def ocisim_process(*extra: str) -> Iterator[OcisimProcess]:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 @dataclass
@@ -95,12 +100,19 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")}
+            "platform": platform.platform(), "date": time.strftime("%Y-%m-%d"),
+            "load": f"load average {load} when recorded"}
 
 
 def record(name: str, results: dict[str, Any]) -> Path:
+    """Write ``results/<name>.json``; for a benchmark of the report, re-render ``docs/performance.md``."""
+    from benchmarks import report
+
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), "results": results}, indent=2) + "\n")
+    if name in report.NAMES:
+        report.write(RESULTS, DOC)
     return path

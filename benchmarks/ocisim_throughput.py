@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--output", default="ocisim", help="results/<output>.json")
     args = parser.parse_args(argv)
     puts: list[Sample] = []
     gets: list[Sample] = []
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "audit_list_events": summarize(lists, "events"),
         "targets": {"messages_per_second": 20_000, "listed_events_per_second": 50_000},
     }
-    path = record("ocisim", results)
+    path = record(args.output, results)
     for name, figures in results.items():
         if name == "targets":
             continue

@@ -6,7 +6,11 @@ deliver: HEC answers ``{"text":"Success","code":0}`` and counts the envelopes of
 ``_bulk`` answers one ``201`` item per action line; syslog reads RFC 6587 octet-counted frames. All over
 TLS (the clients verify the benchmark's CA). They check nothing else: the protocol tests use the faithful
 receivers of ``tests/support``. The first line on stdout is the port; ``GET /stats`` (HEC, ``_bulk``) or a
-line ``stats`` on stdin (all) prints ``{"events": n, "bytes": wire bytes}``.
+line ``stats`` on stdin (all) prints ``{"events": n, "bytes": body bytes, "requests": n, "tcp_in": n, "tcp_out": n,
+"connections": n}``. ``bytes`` counts what the protocol carries (request bodies as sent, gzip or not; syslog
+frames); ``tcp_in``/``tcp_out`` count every TCP payload byte the sink received and sent (TLS handshakes and
+records, HTTP headers and answers included), read from the kernel (``TCP_INFO``: ``tcpi_bytes_received``,
+``tcpi_bytes_acked``) for closed and still-open connections alike.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import struct
 import sys
 import threading
 import zlib
@@ -21,7 +26,44 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _lock = threading.Lock()
-_stats = {"events": 0, "bytes": 0, "requests": 0}
+_stats = {"events": 0, "bytes": 0, "requests": 0, "tcp_in": 0, "tcp_out": 0, "connections": 0}
+_open: set[socket.socket] = set()
+
+
+def _tcp_bytes(conn: socket.socket) -> tuple[int, int]:
+    """(received, sent and acknowledged) TCP payload bytes of a connection, from the kernel."""
+    try:
+        info = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except OSError:
+        return 0, 0
+    if len(info) < 136:  # a kernel older than 4.1 has no byte counters
+        return 0, 0
+    acked, received = struct.unpack_from("<QQ", info, 120)
+    return received, acked
+
+
+def _opened(conn: socket.socket) -> None:
+    with _lock:
+        _open.add(conn)
+        _stats["connections"] += 1
+
+
+def _closed(conn: socket.socket) -> None:
+    received, sent = _tcp_bytes(conn)
+    with _lock:
+        _open.discard(conn)
+        _stats["tcp_in"] += received
+        _stats["tcp_out"] += sent
+
+
+def _snapshot() -> dict[str, int]:
+    with _lock:
+        out = dict(_stats)
+        for conn in _open:
+            received, sent = _tcp_bytes(conn)
+            out["tcp_in"] += received
+            out["tcp_out"] += sent
+    return out
 
 
 def _count(events: int, wire: int) -> None:
@@ -52,9 +94,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def handle(self) -> None:
+        _opened(self.connection)
+        try:
+            super().handle()
+        finally:
+            _closed(self.connection)
+
     def do_GET(self) -> None:
-        with _lock:
-            self._reply(json.dumps(_stats).encode())
+        self._reply(json.dumps(_snapshot()).encode())
 
     def do_POST(self) -> None:
         body, wire = _body(self)
@@ -71,25 +119,32 @@ class _Handler(BaseHTTPRequestHandler):
 def _serve_syslog(sock: socket.socket, tls: ssl.SSLContext) -> None:
     def client(conn: socket.socket) -> None:
         with tls.wrap_socket(conn, server_side=True) as stream:
-            buffer = b""
+            _opened(stream)
+            try:
+                receive(stream)
+            finally:
+                _closed(stream)
+
+    def receive(stream: ssl.SSLSocket) -> None:
+        buffer = b""
+        while True:
+            data = stream.recv(1 << 20)
+            if not data:
+                return
+            buffer += data
+            frames = 0
+            start = 0
             while True:
-                data = stream.recv(1 << 20)
-                if not data:
-                    return
-                buffer += data
-                frames = 0
-                start = 0
-                while True:
-                    space = buffer.find(b" ", start, start + 12)
-                    if space < 0:
-                        break
-                    end = space + 1 + int(buffer[start:space])
-                    if end > len(buffer):
-                        break
-                    frames += 1
-                    start = end
-                buffer = buffer[start:]
-                _count(frames, len(data))
+                space = buffer.find(b" ", start, start + 12)
+                if space < 0:
+                    break
+                end = space + 1 + int(buffer[start:space])
+                if end > len(buffer):
+                    break
+                frames += 1
+                start = end
+            buffer = buffer[start:]
+            _count(frames, len(data))
 
     while True:
         conn, _ = sock.accept()
@@ -114,8 +169,7 @@ def main(argv: list[str]) -> None:
     print(port, flush=True)
     for line in sys.stdin:
         if line.strip() == "stats":
-            with _lock:
-                print(json.dumps(_stats), flush=True)
+            print(json.dumps(_snapshot()), flush=True)
 
 
 if __name__ == "__main__":
