@@ -17,10 +17,11 @@ import pytest
 
 from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
+from siem_pipeline.consumer import GroupReader
 from siem_pipeline.destinations.base import Backoff
 from siem_pipeline.destinations.hec import HecClient
 from siem_pipeline.destinations.syslog import SyslogClient
-from siem_pipeline.export import Exporter
+from siem_pipeline.export import Exporter, replay_dead_letters
 from siem_pipeline.formats.cef import CefFormat
 from siem_pipeline.formats.syslog import SyslogFormat
 from tests.functions.collect_support import dump, make_factory
@@ -213,3 +214,30 @@ def test_hostile_values_in_cef_are_escaped(streams: Streams, rsyslog: Rsyslog, p
     assert pairs["suser"] == "a\r\nb c]d\"e\\f=g|h i"  # NUL and TAB (no CEF escape) became spaces
     assert pairs["requestClientApplication"] == USER_AGENT[:1023]
     assert pairs["externalId"] == "hostile-1"
+
+
+def test_events_over_a_stream_message_and_unusable_replays_keep_their_id(streams: Streams, pki: Pki,
+                                                                         ocisim_control: OcisimControl) -> None:
+    """An event over 1 MB never reaches the events stream: fetch dead-letters it (``EventTooLarge``, its first
+    900 KB kept). Replaying such a record, or one whose event is still unusable, dead-letters it again under
+    the same eventId, with the reason."""
+    big = event("too-big-1", resourceName="r" * 1_500_000)
+    fetch_record = {"reason": f"EventTooLarge: {len(orjson.dumps(big))} bytes of JSON, more than a stream message "
+                              "can carry", "destination": "events-stream", "eventId": "too-big-1", "replays": 0,
+                    "eventTruncated": orjson.dumps(big).decode()[:600_000]}
+    not_utf8 = orjson.dumps(event("still-bad-1")).replace(b"alice", b"al\xffice")
+    streams.put([not_utf8])
+    with HecReceiver(token=TOKEN, tls=pki.server_context()) as hec, \
+            HecClient(hec.url, TOKEN, ca_bundle=pki.ca, backoff=FAST) as client:
+        Exporter(streams.reader(), client, streams.dlq_writer()).run()
+        streams.dlq_writer().producer.put([(b"too-big-1", orjson.dumps(fetch_record))])
+        replay_reader = GroupReader(streams.factory.stream(streams.dlq.messages_endpoint), streams.dlq.id,
+                                    "siem-replay")
+        counts = replay_dead_letters(replay_reader, client, streams.dlq_writer(), max_batches=1)
+        assert hec.events == []
+    assert (counts.read, counts.dead_lettered) == (2, 2)
+    records = [orjson.loads(m["value"]) for m in dump(ocisim_control, streams.dlq.id)]
+    replayed = {r["eventId"]: r for r in records if r["replays"] == 1}
+    assert sorted(replayed) == ["still-bad-1", "too-big-1"]
+    assert "holds only a truncated event" in replayed["too-big-1"]["reason"]
+    assert "not UTF-8" in replayed["still-bad-1"]["reason"]
