@@ -12,7 +12,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import oci
@@ -118,6 +117,16 @@ def test_pipeline_series_follow_the_state_stream_and_go_with_the_pipeline(
     samples = scrape(port)
     assert not any("ocid1." in value for _, labels in samples for _, value in labels), "an OCID as a label value"
 
+    # what the reconciler logs (its own logger, not kopf's per-object one) names the object too
+    world.patch_status(NAME, {"children": [*world.get(NAME)["status"]["children"],  # type: ignore[index]
+                                           {"kind": "NoSuchKind", "key": "x"}]})
+    warning = wait_for(lambda: next((r for r in map(json.loads, log.read_text().splitlines())
+                                     if r["logger"] == "siem_operator.reconciler" and "malformed" in r["message"]),
+                                    None), 20, "the reconciler's warning")
+    assert warning["level"] == "WARNING"
+    assert (warning["object"]["namespace"], warning["object"]["name"]) == (NAMESPACE, NAME)
+    assert warning["object"]["uid"] == world.get(NAME)["metadata"]["uid"]  # type: ignore[index]
+
     # deleted: every series of the pipeline goes
     world.delete(NAME)
     wait_for(lambda: world.get(NAME) is None, 60, "the pipeline deleted")
@@ -133,25 +142,3 @@ def test_pipeline_series_follow_the_state_stream_and_go_with_the_pipeline(
     about = [r for r in lines if (r.get("object") or {}).get("name") == NAME]
     assert any(r["logger"] == "kopf.objects" and "succeeded" in r["message"] for r in about)
     assert all(r["object"]["namespace"] == NAMESPACE and r["object"]["kind"] == "SiemPipeline" for r in about)
-
-
-def test_a_record_logged_inside_a_handler_names_its_object(world: World, running: tuple[int, Path]) -> None:
-    """The reconciler's own logger (not kopf's per-object logger) gets the object too."""
-    _, log = running
-    world.apply(NAME)
-    world.wait_condition(NAME, "Ready", "True", "Available", timeout=60)
-    world.patch_status(NAME, {"children": [*world.get(NAME)["status"]["children"],  # type: ignore[index]
-                                           {"kind": "NoSuchKind", "key": "x"}]})
-
-    def warned() -> dict[str, Any] | None:
-        for line in log.read_text().splitlines():
-            record = json.loads(line)
-            if record["logger"] == "siem_operator.reconciler" and "malformed" in record["message"]:
-                return dict(record)
-        return None
-
-    record = wait_for(warned, 20, "the reconciler's warning")
-    assert record["level"] == "WARNING"
-    assert record["object"]["name"] == NAME
-    assert record["object"]["namespace"] == NAMESPACE
-    assert record["object"]["uid"] == world.get(NAME)["metadata"]["uid"]  # type: ignore[index]
