@@ -56,7 +56,8 @@ def leaks(surfaces: dict[str, str], secrets: dict[str, str]) -> list[str]:
 
 def test_the_detector_sees_every_form() -> None:
     token = "hec-0123456789abcdef"
-    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
+    pem = ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n"
+           "-----END PRIVATE KEY-----\n")
     secrets = {"token": token, "key": pem}
     assert leaks({"a": f"x {token} y"}, secrets) == ["token in a"]
     assert leaks({"b": base64.b64encode(token.encode()).decode()}, secrets) == ["token in b"]
