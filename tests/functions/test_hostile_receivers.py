@@ -256,6 +256,18 @@ def test_a_syslog_receiver_that_stops_reading_fails_at_the_deadline(pki: Pki, tl
     assert server.connections == ATTEMPTS
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_a_syslog_receiver_that_resets_mid_batch_is_retried_then_raises(pki: Pki, tls: bool) -> None:
+    with HostileServer(hostile.reads_then_resets, tls=pki.server_context() if tls else None, rcvbuf=4096) as server:
+        client = SyslogClient("127.0.0.1", server.port, tls=tls, ca_bundle=pki.ca, server_name="localhost",
+                              backoff=FAST)
+        with client, pytest.raises(DestinationError, match=f"failed after {ATTEMPTS} attempts: "
+                                                           r"(ConnectionResetError|BrokenPipeError|SSLError|SSLEOFError)"):
+            client.send(big_batch(client))
+    assert server.connections == ATTEMPTS
+    assert all(len(seen) >= 65536 for seen in server.received)  # each attempt was under way when it was reset
+
+
 # -- the export: nothing committed, nothing dead-lettered, the invocation fails ------------------------
 
 

@@ -261,6 +261,17 @@ def reset_mid_request(sock: socket.socket, server: HostileServer) -> None:
 # -- syslog behaviours -------------------------------------------------------------------------------------
 
 
+def reads_then_resets(sock: socket.socket, server: HostileServer) -> None:
+    """Read 64 KB of the stream, then reset the connection (a receiver that crashed mid-batch)."""
+    taken = 0
+    while taken < 65536:
+        data = server.recv(sock)
+        if not data:
+            return
+        taken += len(data)
+    reset(sock)
+
+
 def never_reads(sock: socket.socket, server: HostileServer) -> None:
     """Accept (and finish TLS), then never read: the client's writes fill the windows and block."""
     server.hold()
