@@ -142,3 +142,37 @@ def test_pipeline_series_follow_the_state_stream_and_go_with_the_pipeline(
     about = [r for r in lines if (r.get("object") or {}).get("name") == NAME]
     assert any(r["logger"] == "kopf.objects" and "succeeded" in r["message"] for r in about)
     assert all(r["object"]["namespace"] == NAMESPACE and r["object"]["kind"] == "SiemPipeline" for r in about)
+
+
+def test_docs_list_every_metric_and_its_labels() -> None:
+    """docs/operations.md's table names each metric the operator serves, with its type and labels."""
+    from prometheus_client import REGISTRY
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from siem_operator import metrics
+
+    served: dict[str, tuple[str, set[str]]] = {}
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            name = value._name + "_total" if value._type == "counter" else value._name
+            served[name] = (str(value._type), set(value._labelnames))
+    # the pipeline series exist once a pipeline was read: one, for the length of this test
+    metrics.observe_pipeline({"metadata": {"uid": "uid-docs", "name": "docs", "namespace": "ns"},
+                              "status": {"children": [{"kind": "Stream", "key": "state", "ocid": "stream-docs"}]}})
+    metrics.record_health("stream-docs", {"us-ashburn-1": 60}, dt.datetime.now(dt.UTC), {})
+    try:
+        for family in REGISTRY.collect():
+            if family.name.startswith("siem_pipeline_"):
+                name = family.name + "_total" if family.type == "counter" else family.name
+                served[name] = (family.type, {k for s in family.samples for k in s.labels})
+    finally:
+        metrics.forget_children("uid-docs")
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    documented = {}
+    for row in docs.splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if row.startswith("| `siem_") and len(cells) == 4:
+            documented[cells[0].strip("`")] = (cells[1], {label.split("`")[1] for label in cells[2].split(", ")
+                                                          if label.startswith("`")})
+    assert documented == served
+    assert not any(s.labels.get("pipeline") == "docs" for family in REGISTRY.collect() for s in family.samples)
