@@ -12,13 +12,16 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
+from osmem_server import OsmemServer
 
 from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
 from siem_pipeline.consumer import GroupReader
 from siem_pipeline.destinations.base import Backoff
+from siem_pipeline.destinations.bulk import BulkClient
 from siem_pipeline.destinations.hec import HecClient
 from siem_pipeline.destinations.syslog import SyslogClient
 from siem_pipeline.export import Exporter, replay_dead_letters
@@ -53,7 +56,7 @@ def letters(control: OcisimControl, streams: Streams) -> dict[str | None, dict[s
     found: dict[str | None, dict[str, Any]] = {}
     for message in dump(control, streams.dlq.id):
         record = orjson.loads(message["value"])
-        assert message["key"] == (record["eventId"].encode() if record["eventId"] else None)
+        assert message["key"] == (record["eventId"].encode()[:256] if record["eventId"] else None)  # keys: 256 B
         found[record["eventId"]] = record
     return found
 
@@ -241,3 +244,40 @@ def test_events_over_a_stream_message_and_unusable_replays_keep_their_id(streams
     assert sorted(replayed) == ["still-bad-1", "too-big-1"]
     assert "holds only a truncated event" in replayed["too-big-1"]["reason"]
     assert "not UTF-8" in replayed["still-bad-1"]["reason"]
+
+
+# -- _bulk: hostile values stored exactly; an eventId too long for _id dead-lettered, not a stuck batch -----
+
+
+@pytest.fixture(scope="module")
+def osmem() -> Iterator[OsmemServer]:
+    server = OsmemServer.start(japanese=False)
+    yield server
+    server.close()
+    if server.process.stdout is not None:
+        server.process.stdout.close()
+
+
+def test_bulk_stores_hostile_values_and_dead_letters_an_id_too_long(streams: Streams, osmem: OsmemServer,
+                                                                    ocisim_control: OcisimControl) -> None:
+    long_id = "i" * 600  # OpenSearch fails the whole request for an _id over 512 bytes
+    hostile_id = 'id"with\nnewline]'
+    streams.put([orjson.dumps(hostile_event(hostile_id)), orjson.dumps(event(long_id)),
+                 orjson.dumps(event("plain-1"))])
+    clone = osmem.clone()
+    try:
+        with BulkClient(clone.url, backoff=FAST) as client:
+            counts = Exporter(streams.reader(), client, streams.dlq_writer("opensearch-bulk")).run()
+        httpx.post(f"{clone.url}/_refresh")
+        hits = httpx.post(f"{clone.url}/oci-audit-*/_search", json={"size": 10}).json()["hits"]["hits"]
+    finally:
+        clone.close()
+    assert (counts.exported, counts.dead_lettered) == (2, 1)
+    assert streams.committed() != []
+    stored = {hit["_id"]: hit["_source"] for hit in hits}
+    assert sorted(stored) == sorted([hostile_id, "plain-1"])
+    assert stored[hostile_id]["data"]["identity"]["principalName"] == HOSTILE
+    assert stored[hostile_id]["data"]["identity"]["userAgent"] == USER_AGENT
+    (letter,) = letters(ocisim_control, streams).values()
+    assert letter["eventId"] == long_id
+    assert "eventId of 600 bytes is longer than the 512 bytes _bulk allows" in letter["reason"]

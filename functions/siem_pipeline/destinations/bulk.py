@@ -13,6 +13,9 @@ item status                                    outcome
 other 4xx (``mapper_parsing_exception``, …)    dead-lettered with ``<status> <type>: <reason>``
 =============================================  =============================================================
 
+An event whose eventId is longer than 512 bytes (what ``_id`` may be) is refused by :meth:`BulkClient.encode`
+and dead-lettered: OpenSearch would fail the whole request for it.
+
 Whole-request answers: 401/403 and TLS verification failures raise
 :class:`~siem_pipeline.destinations.base.DestinationConfigError`; 413 splits the request (one event
 alone is dead-lettered); 429, 5xx and transport errors are retried with backoff, then raise
@@ -56,6 +59,8 @@ from siem_pipeline.formats.bulk import BulkFormat
 
 log = logging.getLogger(__name__)
 
+#: OpenSearch and Elasticsearch refuse a longer ``_id`` (the eventId) by failing the whole request.
+MAX_ID_BYTES: Final = 512
 #: What the reply to one action may add to :data:`MAX_REPLY_BYTES` (an item with a long error reason).
 REPLY_BYTES_PER_ACTION: Final = 2048
 
@@ -99,6 +104,15 @@ class BulkClient(HttpDestination):
 
     def __repr__(self) -> str:
         return f"BulkClient({self.bulk_url!r})"
+
+    def encode(self, event: dict[str, Any]) -> bytes:
+        """The action and document lines; ``ValueError`` (dead-lettered) for an eventId too long for ``_id``:
+        OpenSearch would refuse the whole request for it (HTTP 400 ``Validation Failed``), every time."""
+        size = len(str(event.get("eventId", "")).encode())
+        if size > MAX_ID_BYTES:
+            raise ValueError(f"its eventId of {size} bytes is longer than the {MAX_ID_BYTES} bytes _bulk allows "
+                             "for a document _id")
+        return super().encode(event)
 
     def _post(self, body: bytes, actions: int, result: BatchResult) -> Reply:
         headers = {"Content-Type": "application/x-ndjson"}
