@@ -23,7 +23,15 @@ One run (the schedule fires it), in this order, each step safe to repeat after a
    subscription's retry period) would otherwise strand those events until new activity arrives, or
    until the stream's retention drops them. A caught-up group costs one GetGroup and one empty read
    per partition, and no invocation.
-6. **Health**: ``health/fanout`` (pairs, lag per region, backlog, whether an export sweep was sent).
+6. **Retention gaps**: messages the events stream's retention dropped before the export group committed
+   them (the group's committed offset is below the trim horizon, or the first retained offset of a
+   partition it never committed is above 0) are recorded once per gap as ``gap/events/<partition>/<offset>``
+   in the state stream (how many, when, why) and logged as errors: events lost that way are reported,
+   never skipped silently. The records stay (the state refresh rewrites them). A partition that retention
+   emptied shows its gap once a new message lands in it; fanout sees it if the export has not committed
+   past it by then (the export itself does not check its committed offsets against what it reads).
+7. **Health**: ``health/fanout`` (pairs, lag per region, backlog, whether an export sweep was sent, and
+   ``lostToRetention``: the gaps recorded so far and the messages they lost).
 
 Nothing here moves a watermark forward: only fetch does, after the events are in the events stream.
 """
@@ -226,7 +234,7 @@ class Fanout:
         items = [WorkItem.of(pair, window, run=run, range_end=self._range_end(schedule, pair, window.track))
                  for pair, window in schedule.items]
         requests = self._enqueue(items, run)
-        swept = self._sweep(run)
+        swept = self._sweep(run, now)
         self._health(now, pairs, schedule, len(items), requests, swept)
         result = FanoutResult(run=run, regions=regions, compartments=len(compartments), pairs=len(pairs),
                               initialized=len(schedule.initial), live_items=len(schedule.live),
@@ -264,12 +272,18 @@ class Fanout:
             publisher.publish_message(self.config.fetch_topic_id, details)
         return len(requests)
 
-    def _sweep(self, run: str) -> bool:
-        """Signal export when the events stream holds messages its group has not committed (see step 5)."""
+    def _sweep(self, run: str, now: dt.datetime) -> bool:
+        """Signal export when the events stream holds messages its group has not committed (see step 5), and
+        record what retention dropped before the group committed it (``gap/events/…``, step 6)."""
         if not self.config.export_topic_id:
             return False
         stream = self.config.events_stream
-        if not export_backlog(self.factory.stream(stream.endpoint), stream.stream_id, self.export_group):
+        backlog = export_backlog(self.factory.stream(stream.endpoint), stream.stream_id, self.export_group)
+        if backlog.gaps:
+            for gap in backlog.gaps:
+                log.error("fanout %s: %s", run, gap.record(now, self.export_group)["reason"])
+            self.state.put({gap.key: gap.record(now, self.export_group) for gap in backlog.gaps})
+        if not backlog.pending:
             return False
         body = orjson.dumps({"v": 1, "type": "export", "events": 0, "windows": 0, "run": run, "sweep": True})
         publisher = self.factory.notification_data(endpoint=self.config.topic_endpoint, region=self.region)
@@ -302,19 +316,65 @@ class Fanout:
             if oldest is not None:
                 entry["lagSeconds"] = int((now - oldest).total_seconds())
                 entry["oldestWatermark"] = format_time(oldest)
+        gaps = [r for k, r in self.state.records.items() if k.startswith("gap/") and r]
+        lost = {"gaps": len(gaps), "messages": sum(int(r.get("lost") or 0) for r in gaps)}
         record = health_record("fanout", now, pairs=len(pairs), workItems=items, fetchRequests=requests,
-                               backfillChunks=len(schedule.backfill), regions=regions, exportSwept=swept)
+                               backfillChunks=len(schedule.backfill), regions=regions, exportSwept=swept,
+                               lostToRetention=lost)
         self.state.put({"health/fanout": record})
 
 
-def _has_message(client: Any, stream_id: str, details: Any) -> bool:
+@dataclasses.dataclass(frozen=True)
+class RetentionGap:
+    """Messages of the events stream that retention trimmed before the export group committed them:
+    offsets ``after + 1`` up to ``first_retained - 1`` (``after`` -1: the group never committed in that
+    partition)."""
+
+    partition: str
+    after: int
+    first_retained: int
+
+    @property
+    def lost(self) -> int:
+        return self.first_retained - self.after - 1
+
+    @property
+    def key(self) -> str:
+        return f"gap/events/{self.partition}/{self.after}"
+
+    def record(self, now: dt.datetime, group: str) -> dict[str, Any]:
+        count = self.lost
+        return {"type": "gap", "version": 1, "stream": "events", "group": group, "partition": self.partition,
+                "afterOffset": self.after, "firstRetainedOffset": self.first_retained, "lost": self.lost,
+                "detected": format_time(now),
+                "reason": f"RetentionTrimmed: {count} message(s) after offset {self.after} of events partition "
+                          f"{self.partition} were dropped by the stream's retention before export group {group} "
+                          "committed them"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportBacklog:
+    #: some partition holds a message the group has not committed (or retention dropped some)
+    pending: bool
+    gaps: tuple[RetentionGap, ...] = ()
+
+
+def _first_offset(client: Any, stream_id: str, details: Any) -> int | None:
+    """The offset of the first message a new cursor of ``details`` reads (None: nothing to read)."""
     cursor = client.create_cursor(stream_id, details).data.value
-    return bool(client.get_messages(stream_id, cursor, limit=1).data)
+    messages = client.get_messages(stream_id, cursor, limit=1).data
+    return int(messages[0].offset) if messages else None
 
 
-def export_backlog(client: Any, stream_id: str, group: str) -> bool:
-    """Whether some partition of the events stream has a message after the group's committed offset (or any
-    message, in a partition the group never committed; or in any partition, when no group exists yet)."""
+def _horizon(client: Any, stream_id: str, partition: str) -> int | None:
+    models = oci.streaming.models
+    return _first_offset(client, stream_id, models.CreateCursorDetails(partition=partition, type="TRIM_HORIZON"))
+
+
+def export_backlog(client: Any, stream_id: str, group: str) -> ExportBacklog:
+    """What the events stream holds that the group has not committed: whether anything (after its committed
+    offset; any message, in a partition it never committed, or anywhere when no group exists yet), and the
+    messages retention dropped before it committed them (the first retained offset past the committed one)."""
     models = oci.streaming.models
     try:
         reservations = client.get_group(stream_id, group).data.reservations or []
@@ -322,32 +382,44 @@ def export_backlog(client: Any, stream_id: str, group: str) -> bool:
         if exc.status != 404:
             raise
         reservations = []
-    if not reservations:  # no group yet: probe partitions 0, 1, ... until one does not exist
-        for partition in range(MAX_PARTITIONS):
+    committed: dict[str, int | None] = {str(r.partition): r.committed_offset for r in reservations}
+    if not committed:  # no group yet: probe partitions 0, 1, ... until one does not exist
+        for index in range(MAX_PARTITIONS):
             try:
-                if _has_message(client, stream_id, models.CreateCursorDetails(partition=str(partition),
-                                                                              type="TRIM_HORIZON")):
-                    return True
+                _horizon(client, stream_id, str(index))
             except oci.exceptions.ServiceError as exc:
                 if exc.status == 400:
-                    return False
+                    break
                 raise
-        return False
-    for reservation in reservations:
-        committed = reservation.committed_offset
-        details = (models.CreateCursorDetails(partition=str(reservation.partition), type="TRIM_HORIZON")
-                   if committed is None else
-                   models.CreateCursorDetails(partition=str(reservation.partition), type="AFTER_OFFSET",
-                                              offset=int(committed)))
-        try:
-            if _has_message(client, stream_id, details):
-                return True
-        except oci.exceptions.ServiceError as exc:
-            if exc.status != 400:
-                raise
-            # the committed offset is no longer in the partition (trimmed): the group is behind
-            return True
-    return False
+            committed[str(index)] = None
+    pending = False
+    gaps: list[RetentionGap] = []
+    for partition, offset in committed.items():
+        after = -1 if offset is None else int(offset)
+        if after >= 0:
+            try:
+                nxt = _first_offset(client, stream_id, models.CreateCursorDetails(
+                    partition=partition, type="AFTER_OFFSET", offset=after))
+            except oci.exceptions.ServiceError as exc:
+                if exc.status != 400:
+                    raise
+                # the committed offset is below the trim horizon: what followed it up to the first retained
+                # message was dropped (a partition that retention emptied cannot say whether anything after
+                # the committed offset was there: that shows once a new message lands in it)
+                first = _horizon(client, stream_id, partition)
+                if first is not None:
+                    pending = True
+                    if first > after + 1:
+                        gaps.append(RetentionGap(partition, after, first))
+                continue
+            pending = pending or nxt is not None
+            continue
+        first = _horizon(client, stream_id, partition)
+        if first is not None:
+            pending = True
+            if first > 0:
+                gaps.append(RetentionGap(partition, after, first))
+    return ExportBacklog(pending, tuple(gaps))
 
 
 def core(invocation: Invocation, factory: OciClientFactory, *,

@@ -45,6 +45,14 @@ sees the pair, then by fetch after each window)::
      "lastWindow": {"compartmentId": "…", "start": "…Z", "end": "…Z", "track": "live"},
      "lastSuccess": "…Z", "windows": 3, "events": 5120, "deadLettered": 0}
 
+``gap/events/<partition>/<afterOffset>`` (fanout, once per gap it finds): messages of the events stream
+that retention dropped before the export group committed them (``afterOffset`` -1: the group never
+committed in that partition)::
+
+    {"type": "gap", "version": 1, "stream": "events", "group": "siem-export", "partition": "0",
+     "afterOffset": 41, "firstRetainedOffset": 120, "lost": 78, "detected": "…Z",
+     "reason": "RetentionTrimmed: 78 message(s) after offset 41 of events partition 0 were dropped …"}
+
 ``health/fetch-errors/<region>`` (fetch, after each invocation where windows of the region failed)::
 
     {"type": "health", "component": "fetch", "version": 1, "updated": "…Z", "region": "…",
