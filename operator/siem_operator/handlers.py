@@ -5,6 +5,10 @@ tells kopf what happens next:
 - create / update / resume → reconcile; waiting for OCI (CREATING, a dependency) → ``TemporaryError`` with
   the delay, so no worker is blocked; a spec that must change → ``PermanentError`` (``Synced=False``, a
   Warning Event, no retry until the spec changes); an immutable change is reported by condition only.
+- a wait is progress, not an error: kopf logs every ``TemporaryError`` at ERROR and, when its own Events are
+  on, posts it as an ``Error`` Event; a wait (its message starts with :data:`WAITING`) is logged at INFO and
+  not posted (:class:`QuietWaits`). A real failure keeps kopf's record and has the operator's Warning Events
+  (``CreateFailed``, a condition's reason).
 - a timer (``SIEM_OPERATOR_DRIFT_INTERVAL`` seconds, default 300) re-observes every child and repairs what
   was deleted or changed outside the operator, with an Event per repair; it skips objects whose current
   generation was found invalid, objects a reconcile is already working on and objects reconciled less than
@@ -14,7 +18,8 @@ tells kopf what happens next:
 
 Settings (environment): ``SIEM_OPERATOR_DRIFT_INTERVAL`` (read at import), ``SIEM_OPERATOR_REQUEUE_SECONDS``,
 ``SIEM_OPERATOR_PEERING`` (a peering name; unset: standalone), ``SIEM_OPERATOR_POST_KOPF_EVENTS``
-(true/false: kopf's own handler Events), ``SIEM_OPERATOR_WORKERS``, ``SIEM_OPERATOR_HEALTH`` (true/false),
+(true/false: kopf's own handler Events — its log records — besides the operator's, which are always
+posted), ``SIEM_OPERATOR_WORKERS``, ``SIEM_OPERATOR_HEALTH`` (true/false),
 ``SIEM_OPERATOR_FUNCTION_CONFIG`` (a JSON object of strings added to every function's configuration).
 """
 
@@ -86,6 +91,27 @@ def _function_config() -> dict[str, str]:
 
 
 DRIFT_INTERVAL: Final = _float_env(ENV_DRIFT_INTERVAL, 300.0)
+#: how the message of every ``TemporaryError`` that only waits for OCI begins
+WAITING: Final = "waiting for OCI"
+
+
+class QuietWaits(logging.Filter):
+    """On kopf's per-object logger: its ERROR record of a ``TemporaryError`` that only waits for OCI becomes
+    INFO and is not posted as an Event (a wait is progress). Every other record passes as it is."""
+
+    _MARK: Final = f" failed temporarily: {WAITING}"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and self._MARK in record.getMessage():
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.k8s_skip = True  # kopf's K8sPoster posts no record that carries it
+        return True
+
+
+def _quiet_waits() -> None:
+    objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietWaits) for f in objects.filters):
+        objects.addFilter(QuietWaits())
 
 
 @kopf.on.startup()
@@ -94,7 +120,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration")
-    settings.posting.enabled = _bool_env(ENV_POST_KOPF_EVENTS, True)
+    settings.posting.enabled = True  # the operator's own Events (kopf.event)
+    settings.posting.loggers = _bool_env(ENV_POST_KOPF_EVENTS, True)  # kopf's log records as Events
+    _quiet_waits()
     peering = os.environ.get(ENV_PEERING, "").strip()
     settings.peering.standalone = not peering
     if peering:
@@ -152,7 +180,17 @@ def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     if result.terminal and result.error is not None:
         raise kopf.PermanentError(result.message)
     if result.requeue_after is not None:
-        raise kopf.TemporaryError(result.message or "waiting for OCI", delay=result.requeue_after)
+        raise _retry(result, result.requeue_after)
+
+
+def _retry(result: Result, delay: float) -> kopf.TemporaryError:
+    """Retry after ``delay``: a failure as it is, a wait for OCI marked as one (:class:`QuietWaits`)."""
+    if result.error is not None:
+        return kopf.TemporaryError(result.message or result.error.message, delay=delay)
+    message = result.message
+    if not message.startswith(WAITING):
+        message = f"{WAITING}: {message}" if message else WAITING
+    return kopf.TemporaryError(message, delay=delay)
 
 
 def _invalid_now(body: Mapping[str, Any]) -> bool:
@@ -186,5 +224,4 @@ def delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     if result.released:
         reconciler.forget(obj.uid)
         return
-    delay = result.requeue_after or reconciler.settings.requeue_seconds
-    raise kopf.TemporaryError(result.message or "waiting for OCI to confirm deletions", delay=delay)
+    raise _retry(result, result.requeue_after or reconciler.settings.requeue_seconds)
