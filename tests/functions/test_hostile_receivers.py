@@ -135,12 +135,13 @@ GARBAGE = [
     (500, b'{"text":', "application/json"),
     (502, b"<html><body>Bad gateway</body></html>", "text/html"),
     (503, b"", "text/plain"),
+    (503, b'{"text":"busy\\r\\n2026-11-27 INFO forged log line","code":9}', "application/json"),
 ]
 
 
 @pytest.mark.parametrize(("status", "body", "content_type"), GARBAGE,
                          ids=["200-bad-json", "200-html", "200-empty", "200-array", "500-bad-json", "502-html",
-                              "503-empty"])
+                              "503-empty", "503-crlf-text"])
 def test_hec_garbage_is_never_delivery(status: int, body: bytes, content_type: str) -> None:
     with HostileServer(hostile.canned(status, body, content_type)) as server, \
             http_client("hec", server.url) as client, pytest.raises(DestinationError) as caught:
@@ -154,6 +155,7 @@ def test_hec_garbage_is_never_delivery(status: int, body: bytes, content_type: s
     else:
         assert f"stayed busy after {ATTEMPTS} attempts: HTTP {status}" in message
     assert TOKEN not in message
+    assert "\n" not in message  # what the receiver says cannot forge a log line
 
 
 BULK_GARBAGE = [*GARBAGE,
@@ -165,7 +167,8 @@ BULK_GARBAGE = [*GARBAGE,
 
 @pytest.mark.parametrize(("status", "body", "content_type"), BULK_GARBAGE,
                          ids=["200-bad-json", "200-html", "200-empty", "200-array", "500-bad-json", "502-html",
-                              "503-empty", "200-string-status", "200-too-few-items", "200-item-not-object"])
+                              "503-empty", "503-crlf-text", "200-string-status", "200-too-few-items",
+                              "200-item-not-object"])
 def test_bulk_garbage_is_never_delivery(status: int, body: bytes, content_type: str) -> None:
     with HostileServer(hostile.canned(status, body, content_type)) as server, \
             http_client("bulk", server.url) as client, pytest.raises(DestinationError) as caught:

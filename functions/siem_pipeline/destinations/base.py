@@ -259,11 +259,17 @@ class Reply:
 
     def snippet(self, size: int = 200) -> str:
         """The start of the body as one printable line, for an error message."""
-        text = self.body[:size].decode(errors="replace")
-        return ascii(text)[1:-1] + ("…" if len(self.body) > size or self.truncated else "")
+        return printable(self.body[:size].decode(errors="replace")) + (
+            "…" if len(self.body) > size or self.truncated else "")
 
     def too_large(self) -> str:
         return f"a reply body of more than {self.limit:,} bytes (not read further)"
+
+
+def printable(text: str) -> str:
+    """``text`` as one line of printable ASCII (``\\n``, ``\\x00``, ``\\u2028`` escaped): what a receiver says
+    goes into messages and logs, and must not forge a log line."""
+    return text if text.isascii() and text.isprintable() else ascii(text)[1:-1]
 
 
 def read_reply(response: httpx.Response, limit: int) -> Reply:

@@ -53,6 +53,7 @@ from siem_pipeline.destinations.base import (
     chunks,
     gzip_body,
     parse_retry_after,
+    printable,
     tls_context,
 )
 from siem_pipeline.formats.bulk import BulkFormat
@@ -201,8 +202,8 @@ class BulkClient(HttpDestination):
                     error = outcome.get("error") or {}
                     kind = error.get("type", "error") if isinstance(error, dict) else "error"
                     reason = error.get("reason", "") if isinstance(error, dict) else str(error)
-                    result.rejected.append(Rejected(index, f"_bulk refused the event: {item_status} {kind}: "
-                                                           f"{reason}"[:1000]))
+                    result.rejected.append(Rejected(index, printable(f"_bulk refused the event: {item_status} "
+                                                                     f"{kind}: {reason}"[:1000])))
             if retry:
                 attempt += 1
                 if attempt >= self.backoff.attempts:

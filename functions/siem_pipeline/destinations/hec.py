@@ -66,6 +66,7 @@ from siem_pipeline.destinations.base import (
     chunks,
     gzip_body,
     parse_retry_after,
+    printable,
     tls_context,
 )
 from siem_pipeline.formats.hec import HecFormat
@@ -180,7 +181,7 @@ class HecClient(HttpDestination):
         else:
             note = "an empty body"
         code = parsed.get("code")
-        text = str(parsed.get("text", ""))[:300] if "text" in parsed else note
+        text = printable(str(parsed.get("text", ""))[:300]) if "text" in parsed else note
         return _Answer(reply.status, code if isinstance(code, int) and not isinstance(code, bool) else None, text,
                        parsed, parse_retry_after(reply.headers.get("Retry-After")))
 
