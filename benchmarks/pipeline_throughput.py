@@ -20,6 +20,9 @@ messages written (more than the events when a throttled window was fetched again
 / allowed. A run has ``--timeout`` seconds of wall time (ONS's redeliveries of failed invocations included,
 on ocisim's clock, which runs with real time): a run cut short reports what it delivered by then.
 
+These are the limits OCI documents ("Limits on Streaming Resources": 1 MB per second of writes per partition,
+counted on the base64-decoded keys and values, no cap on PUT requests; 5 GET requests per second per consumer
+group); the 2 MB/s read limit the seed mentions is not on that page, and ocisim does not enforce it.
 ONS's 60 publishes per minute per topic is not enforced here (``onsPublishLimit`` off): it bounds how many
 fetch requests start per minute, not the bytes they move, and is covered by the functions' own packing.
 
@@ -44,10 +47,10 @@ import oci
 from benchmarks.common import record
 from benchmarks.deployment import Deployment, deployed, wait
 from benchmarks.export_path import spread
+from ocisim.services.streaming_log import WRITE_BYTES_PER_SECOND  # per partition, as ocisim enforces it
 
 NAME = "pipeline"
 TARGET_FRACTION = 0.9
-WRITE_BYTES_PER_SECOND = 1024 * 1024  # per partition, as ocisim enforces it (ocisim.services.streaming_log)
 COMPARTMENTS = 4
 
 
