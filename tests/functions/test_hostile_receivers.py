@@ -79,6 +79,25 @@ def test_a_reply_dripped_a_byte_at_a_time_ends_at_the_request_deadline(kind: str
     assert server.sent > 1  # it did drip: the reply was under way when the deadline ended it
 
 
+@pytest.mark.parametrize("kind", HTTP_KINDS)
+def test_a_siem_that_reads_the_request_a_byte_at_a_time_ends_at_the_request_deadline(kind: str) -> None:
+    """16 MB uncompressed: more than the kernel buffers hold, so the write itself is what crawls."""
+    big = [event(f"w-{i}", resourceName="r" * 100_000) for i in range(160)]
+    with HostileServer(hostile.trickle, rcvbuf=4096) as server:
+        client: HecClient | BulkClient
+        if kind == "hec":
+            client = HecClient(server.url, TOKEN, compress=False, max_batch_bytes=1 << 30, timeout=5.0,
+                               request_deadline=0.6, backoff=FAST)
+        else:
+            client = BulkClient(server.url, compress=False, max_batch_bytes=1 << 30, timeout=5.0,
+                                request_deadline=0.6, backoff=FAST)
+        with client, pytest.raises(DestinationError, match=r"WriteTimeout: no complete answer within the request "
+                                                            r"deadline of 0\.6 s"):
+            client.send([client.encode(e) for e in big])
+    assert server.connections == ATTEMPTS
+    assert all(0 < len(seen) < 1 << 20 for seen in server.received)  # it was taking the request, slowly
+
+
 # -- huge replies -------------------------------------------------------------------------------------------
 
 
@@ -246,10 +265,7 @@ def big_batch(client: SyslogClient, size: int = 16 << 20) -> list[bytes]:
 @pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
 @pytest.mark.parametrize("behaviour", ["never-reads", "reads-a-byte-at-a-time"])
 def test_a_syslog_receiver_that_stops_reading_fails_at_the_deadline(pki: Pki, tls: bool, behaviour: str) -> None:
-    def trickle(sock: Any, server: HostileServer) -> None:
-        while not server.stopped.wait(0.05) and server.recv(sock, 1):
-            pass
-    chosen = hostile.never_reads if behaviour == "never-reads" else trickle
+    chosen = hostile.never_reads if behaviour == "never-reads" else hostile.trickle
     with HostileServer(chosen, tls=pki.server_context() if tls else None, rcvbuf=4096) as server:
         client = SyslogClient("127.0.0.1", server.port, tls=tls, ca_bundle=pki.ca, server_name="localhost",
                               timeout=5.0, deadline=0.6, backoff=FAST)

@@ -272,6 +272,12 @@ def reads_then_resets(sock: socket.socket, server: HostileServer) -> None:
     reset(sock)
 
 
+def trickle(sock: socket.socket, server: HostileServer) -> None:
+    """Read one byte every 50 ms, forever (HTTP or syslog): every write of the client makes a little progress."""
+    while not server.stopped.wait(0.05) and server.recv(sock, 1):
+        pass
+
+
 def never_reads(sock: socket.socket, server: HostileServer) -> None:
     """Accept (and finish TLS), then never read: the client's writes fill the windows and block."""
     server.hold()
