@@ -38,14 +38,14 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
 from siem_pipeline.consumer import Batch, GroupReader, Message
 from siem_pipeline.dedup import IdStore, RecentIds
 from siem_pipeline.destinations.base import Destination
-from siem_pipeline.formats.common import EventShapeError, check_required, normalize
+from siem_pipeline.formats.common import EventShapeError, check_required, normalize, read_text_event
 from siem_pipeline.producer import StreamProducer, fits_alone
 from siem_pipeline.redact import Redactor
 
@@ -211,17 +211,22 @@ class ExportCounts:
                 "requests": self.requests, "wireBytes": self.wire_bytes}
 
 
-@dataclasses.dataclass(frozen=True)
-class _Parsed:
+class _Parsed(NamedTuple):  # one per event on the hot path: a tuple is the cheapest record
     message: Message
     raw: bytes
     replays: int
-    event: dict[str, Any] | None = None
+    event: Mapping[str, Any] | None = None
     problem: str | None = None
 
 
-def parse_event(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """``(event in the Audit shape, None)`` or ``(None, why it cannot be exported)``."""
+def parse_event(raw: bytes) -> tuple[Mapping[str, Any] | None, str | None]:
+    """``(event in the Audit shape, None)`` or ``(None, why it cannot be exported)``.
+
+    An Audit-shaped event is read as a :class:`~siem_pipeline.formats.common.TextEvent` (only the fields
+    the export needs decoded); anything else is parsed whole, normalised and checked."""
+    text_event = read_text_event(raw)
+    if text_event is not None:
+        return text_event, None
     try:
         text = raw.decode()
     except UnicodeDecodeError as err:

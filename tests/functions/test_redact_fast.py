@@ -1,5 +1,8 @@
-"""The redactor's fast path (events that carry their JSON text) gives what the full walk gives and falls
-back to the walk whenever a credential word sits anywhere unusual; the formats splice an event's text."""
+"""The redactor's fast paths give what the full walk gives and fall back to the walk whenever a credential
+word sits anywhere unusual; the formats splice an event's text.
+
+Two fast paths: the text lane for :class:`TextEvent` (what the export reads: the text edited in place), and
+the dict path for :class:`SourcedEvent` (a fully parsed event that keeps its text)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import pytest
 from siem_pipeline.destinations.base import gzip_body
 from siem_pipeline.export import parse_event
 from siem_pipeline.formats.bulk import BulkFormat
-from siem_pipeline.formats.common import SourcedEvent, normalize, parse_time
+from siem_pipeline.formats.common import SourcedEvent, TextEvent, normalize, parse_time, read_text_event
 from siem_pipeline.formats.hec import HecFormat
 from siem_pipeline.formats.syslog import SyslogFormat
 from siem_pipeline.redact import MASK, Redactor
@@ -20,22 +23,36 @@ from tests.support.audit_events import event, generated
 
 
 def sourced(raw: bytes) -> SourcedEvent:
-    parsed, problem = parse_event(raw)
-    assert problem is None
+    parsed = normalize(orjson.loads(raw), raw)
     assert type(parsed) is SourcedEvent
     return parsed
 
 
-def both(redactor: Redactor, raw: bytes) -> tuple[Any, Any]:
+def texted(raw: bytes) -> TextEvent:
+    parsed, problem = parse_event(raw)
+    assert problem is None
+    assert type(parsed) is TextEvent
+    return parsed
+
+
+PATHS = ["lane", "dict"]
+
+
+def both(redactor: Redactor, raw: bytes, path: str = "dict") -> tuple[Any, Any]:
     """(fast path result, full walk result) for the same event."""
-    parsed = sourced(raw)
-    return redactor(parsed), redactor(dict(parsed))
+    parsed: Any = texted(raw) if path == "lane" else sourced(raw)
+    fast = redactor(parsed)
+    walk = redactor(dict(orjson.loads(raw)))
+    if path == "lane" and type(fast) is TextEvent:
+        assert orjson.loads(fast.source_json) == walk  # the edited text is the walk's event
+    return fast, walk
 
 
-def test_generated_events_fast_equals_walk() -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_generated_events_fast_equals_walk(path: str) -> None:
     redactor = Redactor()
     for raw in (orjson.dumps(e) for e in generated(500, seed=3)):
-        fast, walk = both(redactor, raw)
+        fast, walk = both(redactor, raw, path)
         assert fast == walk
         assert orjson.loads(HecFormat().encode(fast))["event"] == walk
     assert redactor.fast_events > 450  # realistic events take the fast path
@@ -55,9 +72,10 @@ def unexpected(**data: Any) -> bytes:
     unexpected(additionalDetails={"note": "x"}).replace(b'"note":"x"', b'"note":"\\u0042earer s3cr3t"'),
     unexpected(additionalDetails={"opc-obo-to\u212aen": "s3cr3t"}),
 ])
-def test_credentials_in_unexpected_places_are_redacted(raw: bytes) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_credentials_in_unexpected_places_are_redacted(raw: bytes, path: str) -> None:
     redactor = Redactor()
-    fast, walk = both(redactor, raw)
+    fast, walk = both(redactor, raw, path)
     assert fast == walk
     assert b"s3cr3t" not in HecFormat().encode(fast)
     assert b"dXNlcjpwYXNz" not in HecFormat().encode(fast)
@@ -69,7 +87,7 @@ def test_duplicate_keys_never_leak_through_the_text() -> None:
     raw = unexpected().replace(b'"credentials":"ocid1.tenancy/x/aa:bb"',
                                b'"credentials":"s3cr3t-1","credentials":"ocid1.tenancy/x/aa:bb"')
     raw = raw.replace(b'"headers":{"Authorization":', b'"headers":{"Authorization":["s3cr3t-2"],"Authorization":')
-    for out in both(Redactor(), raw):
+    for out in (*both(Redactor(), raw), Redactor()(texted(raw))):
         for encoded in (HecFormat().encode(out), BulkFormat().encode(out), SyslogFormat().encode(out)):
             assert b"s3cr3t" not in encoded
             assert b"aa:bb" not in encoded
@@ -78,7 +96,9 @@ def test_duplicate_keys_never_leak_through_the_text() -> None:
 def test_case_variants_extra_paths_and_spaced_json() -> None:
     raw = unexpected(Identity={"Credentials": "s3cr3t"}, resourceName="web-1")
     redactor = Redactor(["data.resourceName", "response.payload"])
+    assert not redactor.lane  # paths beyond identity.credentials: the dict path or the walk
     fast, walk = both(redactor, raw)
+    assert (redactor(texted(raw))) == walk
     assert fast == walk
     assert fast["data"]["Identity"]["Credentials"] == MASK
     assert fast["data"]["resourceName"] == MASK
@@ -101,6 +121,12 @@ def test_formats_splice_what_they_would_serialise() -> None:
     kept = Redactor()(sourced(raw))
     assert type(kept) is SourcedEvent  # nothing to mask: the text is kept
     assert kept.source_json == raw
+    text_kept = Redactor()(texted(raw))
+    assert type(text_kept) is TextEvent
+    assert text_kept.source_json == raw
+    assert HecFormat().encode(text_kept) == HecFormat().encode(plain := dict(kept))
+    assert BulkFormat().encode(text_kept) == BulkFormat().encode(plain)
+    assert SyslogFormat().encode(text_kept) == SyslogFormat().encode(plain)
     plain = dict(kept)
     fmt = HecFormat(index="main", fields={"eventType": "eventType"})
     assert fmt.encode(kept) == fmt.encode(plain)
@@ -132,3 +158,115 @@ def test_gzip_body_is_gzip() -> None:
     body = b"\n".join(orjson.dumps(e) for e in generated(50, seed=2))
     for level in (1, 3, 6, 9):
         assert gzip.decompress(gzip_body(body, level)) == body
+
+
+# -- the text lane against the walk, on events bent in every way the lane's reasoning depends on -----------
+
+SECRET = "s3cr3t-" + "x" * 40
+
+
+def _bent(seed: int) -> list[tuple[str, bytes]]:
+    """(what was bent, event text) for one generated event: each variant must redact exactly as the walk."""
+    base = generated(1, seed=seed)[0]
+    out: list[tuple[str, bytes]] = [("as generated", orjson.dumps(base))]
+
+    def variant(what: str, change: Any) -> None:
+        value = orjson.loads(orjson.dumps(base))
+        change(value)
+        out.append((what, orjson.dumps(value)))
+
+    data = "data"
+    variant("credential key upper-cased", lambda v: v[data]["request"]["headers"].__setitem__(
+        "AUTHORIZATION", [f"Bearer {SECRET}"]))
+    variant("a header whose name contains a key", lambda v: v[data]["request"]["headers"].__setitem__(
+        "X-Authorization-Id", [SECRET]))
+    variant("a credential key in additionalDetails", lambda v: v[data].__setitem__(
+        "additionalDetails", {"Authorization": SECRET}))
+    variant("the same key in both sections", lambda v: v[data]["response"].__setitem__(
+        "headers", {"Authorization": [f"Basic {SECRET}"]}))
+    variant("the same key and value in both sections", lambda v: v[data]["response"].__setitem__(
+        "headers", dict(v[data]["request"]["headers"])))
+    variant("a token in a payload", lambda v: v[data]["response"].__setitem__(
+        "payload", {"note": f"curl -H 'Authorization: Bearer {SECRET}'"}))
+    variant("credentials null", lambda v: v[data]["identity"].__setitem__("credentials", None))
+    variant("credentials empty", lambda v: v[data]["identity"].__setitem__("credentials", ""))
+    variant("credentials a dict", lambda v: v[data]["identity"].__setitem__(
+        "credentials", {"credentials": SECRET, "token": f"ST${SECRET}"}))
+    variant("credentials a list", lambda v: v[data]["identity"].__setitem__("credentials", [SECRET, SECRET]))
+    variant("credentials absent", lambda v: v[data]["identity"].pop("credentials", None))
+    variant("a 'credentials' key elsewhere", lambda v: v[data].__setitem__("additionalDetails", {
+        "credentials": SECRET}))
+    variant("a top-level identity", lambda v: v.__setitem__("identity", {"credentials": SECRET}))
+    variant("headers empty", lambda v: v[data]["request"].__setitem__("headers", {}))
+    variant("headers null", lambda v: v[data]["request"].__setitem__("headers", None))
+    variant("headers a list", lambda v: v[data]["request"].__setitem__("headers", [{"Authorization": SECRET}]))
+    variant("a header value a dict holding the key", lambda v: v[data]["request"]["headers"].__setitem__(
+        "opc-principal", {"Authorization": [SECRET], "x": "y"}))
+    variant("an empty credential header", lambda v: v[data]["request"]["headers"].__setitem__("Authorization", []))
+    variant("several values", lambda v: v[data]["request"]["headers"].__setitem__(
+        "Authorization", [f"Bearer {SECRET}", f"Basic {SECRET}"]))
+    variant("data null", lambda v: v.__setitem__("data", None))
+    variant("request null", lambda v: v[data].__setitem__("request", None))
+    variant("a key with a dollar", lambda v: v[data].__setitem__("additionalDetails", {"price$": "1"}))
+    variant("non-ASCII text", lambda v: v[data].__setitem__("resourceName", "Zürich-Kelvin-\u212a"))
+    compact = orjson.dumps(base)
+    out.append(("spaced JSON", orjson.dumps(base, option=orjson.OPT_INDENT_2)))
+    out.append(("a space after a key", compact.replace(b'"Authorization":', b'"Authorization" :', 1)))
+    out.append(("escaped slashes", compact.replace(b"/", b"\\/")))
+    out.append(("a \\u escape", compact.replace(b'"Authorization"', b'"Authorizatio\\u006e"', 1)))
+    out.append(("a duplicate key", compact.replace(
+        b'"Authorization":', b'"Authorization":["' + SECRET.encode() + b'"],"Authorization":', 1)))
+    out.append(("a duplicate credentials", compact.replace(
+        b'"credentials":', b'"credentials":"' + SECRET.encode() + b'","credentials":', 1)))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_text_lane_redacts_exactly_as_the_walk(seed: int) -> None:
+    redactor = Redactor()
+    for what, raw in _bent(seed):
+        walk = redactor(orjson.loads(raw))
+        event = read_text_event(raw)
+        if event is None:  # not a TextEvent (headers a list, data not an object ...): parsed whole
+            parsed, problem = parse_event(raw)
+            assert problem is None, what
+            event = parsed
+        lane = redactor(event)
+        assert lane == walk, what
+        encoded = HecFormat().encode(lane)
+        assert orjson.loads(encoded)["event"] == walk, what
+        # leaves what the walk leaves (a header named X-Authorization-Id is no credential key)
+        assert (SECRET.encode() in encoded) == (SECRET.encode() in orjson.dumps(walk)), what
+    assert redactor.fast_events > 0  # the lane took some of them
+    assert redactor.walked_events > 0  # and gave the unusual ones to the walk
+
+
+def test_text_event_is_a_read_only_mapping_of_its_text() -> None:
+    raw = orjson.dumps(event(region="us-phoenix-1"))
+    parsed = texted(raw)
+    assert parsed["eventId"] == "ev-1"
+    assert parsed.get("region") is None  # event(...) puts extra fields under data
+    with pytest.raises(KeyError):
+        parsed["region"]
+    assert "eventTime" in parsed
+    assert "region" not in parsed
+    assert parsed.get("data") == orjson.loads(raw)["data"]  # anything else: the whole text, parsed once
+    assert dict(parsed) == orjson.loads(raw)
+    assert len(parsed) == len(orjson.loads(raw))
+    with_region = orjson.dumps({**orjson.loads(raw), "region": "us-phoenix-1"})
+    assert texted(with_region)["region"] == "us-phoenix-1"
+
+
+@pytest.mark.parametrize(("raw", "why"), [
+    (b'{"id":"e1","type":"t","time":"2025-01-01T00:00:00Z","data":{}}', "CloudEvents 1.0 names"),
+    (b'{"eventId":"e1","eventType":"t","eventTime":"2025-01-01T00:00:00Z","dataschema":"2.0"}', "dataschema"),
+    (b'{"eventId":"","eventType":"t","eventTime":"2025-01-01T00:00:00Z"}', "an empty id"),
+    (b'{"eventId":"e1","eventType":"t","eventTime":"yesterday"}', "a time that is not RFC 3339"),
+    (b'{"eventId":7,"eventType":"t","eventTime":"2025-01-01T00:00:00Z"}', "an id that is a number"),
+    (b'{"eventId":"e1","eventType":"t","eventTime":"2025-01-01T00:00:00Z","data":[]}', "data not an object"),
+    (b'{"eventId":"e1","eventType":"t","eventTime":"2025-01-01T00:00:00Z"', "truncated"),
+    (b'{"eventId":"\xff","eventType":"t","eventTime":"2025-01-01T00:00:00Z"}'.replace(b"\\xff", b"\xff"),
+     "invalid UTF-8"),
+])
+def test_what_is_not_a_text_event_is_parsed_whole(raw: bytes, why: str) -> None:
+    assert read_text_event(raw) is None, why

@@ -21,6 +21,7 @@ envelope would give for the compact JSON the fetch writes, without serialising t
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -94,4 +95,17 @@ class HecFormat:
         text = source_json(event)
         if text is None:
             return orjson.dumps(self.envelope(event))
-        return b"".join((orjson.dumps(self._head(event))[:-1], b',"event":', text, b"}"))
+        if self.fields:
+            return b"".join((orjson.dumps(self._head(event))[:-1], b',"event":', text, b"}"))
+        # Without indexed fields, what follows "time" depends only on the region: made once per region.
+        region = self.region_of(event)
+        middle = self._middles.get(region)
+        if middle is None:
+            head = self._head({"eventTime": "1970-01-01T00:00:00Z", "region": region})
+            del head["time"]
+            middle = self._middles[region] = b"," + orjson.dumps(head)[1:-1] + b',"event":'
+        return b"".join((b'{"time":', orjson.dumps(epoch_seconds(event["eventTime"])), middle, text, b"}"))
+
+    @functools.cached_property
+    def _middles(self) -> dict[str | None, bytes]:
+        return {}
