@@ -9,7 +9,7 @@ child in ocisim's inventory (tagged with the pipeline's uid), the restarted oper
 missing (``STEPS - N`` creates), every reference between the resources points at a live one of the same
 pipeline, and a delete leaves nothing.
 
-``make test`` runs a representative subset of the steps (:data:`QUICK`: the first, a middle one, the last);
+``make test`` runs a representative subset of the steps (:data:`QUICK`: one in the middle, the last);
 every step runs with ``SIEM_CHAOS=1`` (``SIEM_CHAOS=1 .venv/bin/pytest tests/operator/test_restart.py``; the
 rest alone: ``SIEM_CHAOS=1 .venv/bin/pytest -m chaos tests/operator/test_restart.py``).
 """
@@ -45,8 +45,9 @@ CREATE_OPERATIONS = ("CreateStreamPool", "CreateStream", "CreateTopic", "CreateS
                      "CreateAutoScalingConfiguration", "CreateAutoScalingPolicy")
 #: OCI creates of the test's pipeline (the example with a schedule trigger): one per child
 STEPS = 15
-#: the steps ``make test`` runs: the first create (the stream pool), one in the middle, the last
-QUICK = frozenset({1, 8, STEPS})
+#: the steps ``make test`` runs (~10 s each): one in the middle (a stream, half the chain built) and the last
+#: (the schedule: a kind whose name OCI does not keep unique, so only the operator's lookups prevent a twin)
+QUICK = frozenset({8, STEPS})
 CHAOS = os.environ.get("SIEM_CHAOS", "").strip().lower() in ("1", "true", "yes")
 OCID = re.compile(r"ocid1\.([a-z0-9]+)\.[a-z0-9-]*\.[a-z0-9-]*\.[a-z0-9]+")
 NAME = "crash"
