@@ -17,7 +17,8 @@ One run (the schedule fires it), in this order, each step safe to repeat after a
    consecutive offsets), and one fetch request per group is published on the fetch topic (offsets
    only). A crash before publishing leaves orphaned items nobody reads; the watermarks have not
    moved, so the next run issues the same windows again.
-5. **Export sweep**: when the events stream holds messages the export's consumer group has not
+5. **Export sweep** (looked at before step 4 publishes anything, so it sees the stream as the previous
+   runs left it): when the events stream holds messages the export's consumer group has not
    committed, one export signal is published on the export topic. Fetch signals export only when it
    wrote events, so an export signal that ONS discarded (the export failing for longer than the
    subscription's retry period) would otherwise strand those events until new activity arrives, or
@@ -233,8 +234,8 @@ class Fanout:
         self._initialize(schedule, now)
         items = [WorkItem.of(pair, window, run=run, range_end=self._range_end(schedule, pair, window.track))
                  for pair, window in schedule.items]
+        swept = self._sweep(run, now)  # before this run's fetches write anything
         requests = self._enqueue(items, run)
-        swept = self._sweep(run, now)
         self._health(now, pairs, schedule, len(items), requests, swept)
         result = FanoutResult(run=run, regions=regions, compartments=len(compartments), pairs=len(pairs),
                               initialized=len(schedule.initial), live_items=len(schedule.live),
