@@ -43,9 +43,9 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from siem_pipeline.consumer import Batch, GroupReader, Message
-from siem_pipeline.dedup import IdStore, RecentIds
+from siem_pipeline.dedup import IdStore, RecentIds, digest
 from siem_pipeline.destinations.base import Destination
-from siem_pipeline.formats.common import EventShapeError, check_required, normalize, read_text_event
+from siem_pipeline.formats.common import EventShapeError, TextEvent, check_required, normalize, read_text_event
 from siem_pipeline.producer import StreamProducer, fits_alone
 from siem_pipeline.redact import Redactor
 
@@ -326,48 +326,53 @@ class Exporter:
         counts = self.counts
         counts.read += len(batch.messages)
         letters: list[DeadLetter] = []
-        to_send: list[tuple[_Parsed, str]] = []
+        to_send: list[tuple[_Parsed, str, bytes]] = []  # (message, eventId, its digest)
         payloads: list[bytes] = []
-        in_batch: set[str] = set()
+        in_batch: set[bytes] = set()
+        recent = self.recent
         for message in batch.messages:
             parsed = self.decode(message)
-            if parsed.event is None:
+            event = parsed.event
+            if event is None:
                 letters.append(DeadLetter(message, parsed.problem or "unreadable", None, parsed.raw, parsed.replays))
                 continue
-            event = parsed.event
-            event_id: str = event["eventId"]
-            if not self.event_filter(event["eventType"]):
+            if type(event) is TextEvent:
+                event_id, event_type = event.head.eventId, event.head.eventType
+            else:
+                event_id, event_type = event["eventId"], event["eventType"]
+            if not self.event_filter(event_type):
                 counts.filtered += 1
                 continue
-            if event_id in in_batch or event_id in self.recent:
+            key = digest(event_id)
+            if key in in_batch or recent.has_digest(key):
                 counts.duplicates += 1
                 continue
-            in_batch.add(event_id)
+            in_batch.add(key)
             try:
                 payload = self.destination.encode(self.redactor(event))
             except ValueError as err:
                 letters.append(DeadLetter(message, f"cannot format the event for {self.destination.name}: {err}",
                                           event_id, parsed.raw, parsed.replays))
                 continue
-            to_send.append((parsed, event_id))
+            to_send.append((parsed, event_id, key))
             payloads.append(payload)
-        delivered: list[str] = []
+        delivered = 0
         if payloads:
             self.reader.heartbeat_if_due()
             result = self.destination.send(payloads)
             counts.requests += result.requests
             counts.wire_bytes += result.wire_bytes
-            delivered = [to_send[i][1] for i in result.accepted]
+            delivered = len(result.accepted)
+            if delivered:  # remembered as soon as the SIEM has them, so a retry after a failure below skips them
+                added = recent.add_digests([to_send[i][2] for i in result.accepted])
+                if self.id_store is not None:
+                    self.id_store.append(added, recent.to_bytes)
             for rejected in result.rejected:
-                parsed, event_id = to_send[rejected.index]
+                parsed, event_id, _ = to_send[rejected.index]
                 letters.append(DeadLetter(parsed.message, rejected.reason, event_id, parsed.raw, parsed.replays))
-        if delivered:  # remembered as soon as the SIEM has them, so a retry after a failure below skips them
-            self.recent.add(delivered)
-            if self.id_store is not None:
-                self.id_store.save(self.recent.to_bytes())
         self.dead_letters.put(letters)
         self.reader.commit(batch)
-        counts.exported += len(delivered)
+        counts.exported += delivered
         counts.dead_lettered += len(letters)
         counts.batches += 1
         if letters:

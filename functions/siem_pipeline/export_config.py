@@ -101,7 +101,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from siem_pipeline.consumer import GroupReader
-from siem_pipeline.dedup import FileIdStore
+from siem_pipeline.dedup import FileIdStore, RecentIds
 from siem_pipeline.destinations.base import Destination, DestinationConfigError
 from siem_pipeline.destinations.bulk import BulkClient
 from siem_pipeline.destinations.hec import HecClient
@@ -402,10 +402,15 @@ def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None =
             _export_lease(config, factory, deadline) as waited:
         reader = GroupReader(factory.stream(config.events_endpoint), config.events_stream_id, config.group,
                              instance_name=config.instance, limit=config.batch_events)
+        store = FileIdStore(config.dedup_file or f"/tmp/siem-export-{config.group}.ids",  # noqa: S108 (Fn's only writable place)
+                            capacity=config.dedup_capacity)
+        stored = store.load()
+        recent = (RecentIds.from_bytes(stored, config.dedup_capacity) if stored
+                  else RecentIds(config.dedup_capacity))
         exporter = Exporter(reader, dest, _dlq_writer(config, factory, dest, config.events_stream_id),
                             redactor=config.redactor(),
                             event_filter=EventTypeFilter(config.event_types, config.exclude_event_types),
-                            id_store=FileIdStore(config.dedup_file or f"/tmp/siem-export-{config.group}.ids"),  # noqa: S108 (Fn's only writable place)
+                            recent=recent, id_store=store,
                             max_batches=config.max_batches, max_seconds=max(config.max_seconds - waited, 1.0))
         counts = exporter.run()
         name = dest.name

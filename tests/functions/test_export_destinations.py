@@ -174,3 +174,26 @@ def test_recent_ids_forget_the_oldest_and_survive_a_round_trip(tmp_path: Path) -
     assert list((tmp_path / "sub").iterdir()) == [tmp_path / "sub" / "ids"]  # no temporary file left
     with pytest.raises(ValueError, match="capacity"):
         RecentIds(0)
+
+
+def test_the_id_file_grows_by_appends_and_is_compacted_at_twice_the_capacity(tmp_path: Path) -> None:
+    path = tmp_path / "ids"
+    ids, store = RecentIds(capacity=10), FileIdStore(path, capacity=10)
+    sizes = []
+    for batch in range(12):
+        added = ids.add([f"e-{batch}-{n}" for n in range(3)] + ["again"])  # one id in every batch
+        store.append(added, ids.to_bytes)
+        sizes.append(path.stat().st_size)
+    assert sizes[:5] == [32, 64, 96, 128, 160]  # each batch appends its 4 digests (8 bytes each)
+    assert max(sizes) <= 2 * 10 * 8  # then the whole set is written again
+    assert min(sizes[5:]) == 10 * 8
+    loaded = RecentIds.from_bytes(path.read_bytes(), capacity=10)
+    assert list(loaded._ids) == list(ids._ids)  # same ids, same order: the oldest go first
+    assert "again" in loaded and "e-11-2" in loaded and "e-0-0" not in loaded
+    with path.open("ab") as f:
+        f.write(b"\x01\x02\x03")  # a record cut by a crash
+    assert list(RecentIds.from_bytes(path.read_bytes(), capacity=10)._ids) == list(ids._ids)
+    fresh = FileIdStore(path, capacity=10)  # a new invocation: the cut record is repaired by a rewrite
+    fresh.append(ids.add(["later"]), ids.to_bytes)
+    assert path.stat().st_size % 8 == 0
+    assert "later" in RecentIds.from_bytes(path.read_bytes(), capacity=10)
