@@ -189,7 +189,9 @@ def test_the_id_file_grows_by_appends_and_is_compacted_at_twice_the_capacity(tmp
     assert min(sizes[5:]) == 10 * 8
     loaded = RecentIds.from_bytes(path.read_bytes(), capacity=10)
     assert list(loaded._ids) == list(ids._ids)  # same ids, same order: the oldest go first
-    assert "again" in loaded and "e-11-2" in loaded and "e-0-0" not in loaded
+    assert "again" in loaded
+    assert "e-11-2" in loaded
+    assert "e-0-0" not in loaded
     with path.open("ab") as f:
         f.write(b"\x01\x02\x03")  # a record cut by a crash
     assert list(RecentIds.from_bytes(path.read_bytes(), capacity=10)._ids) == list(ids._ids)
