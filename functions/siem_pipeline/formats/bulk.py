@@ -11,6 +11,7 @@ that carries its JSON (:class:`~siem_pipeline.formats.common.SourcedEvent`) is s
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -29,7 +30,20 @@ class BulkFormat:
     def index_for(self, event: Mapping[str, Any]) -> str:
         if "%" not in self.index:
             return self.index
-        return parse_time(event["eventTime"])[0].strftime(self.index).lower()
+        text = event["eventTime"]
+        cacheable = "%f" not in self.index and len(text) >= 20 and text[-1] == "Z"  # UTC, per whole second
+        if cacheable and (index := self._indices.get(text[:19])) is not None:
+            return index
+        index = parse_time(text)[0].strftime(self.index).lower()
+        if cacheable:
+            if len(self._indices) >= 4096:
+                self._indices.clear()
+            self._indices[text[:19]] = index
+        return index
+
+    @functools.cached_property
+    def _indices(self) -> dict[str, str]:
+        return {}
 
     def encode(self, event: Mapping[str, Any]) -> bytes:
         """The action line and the document line, both LF-terminated."""

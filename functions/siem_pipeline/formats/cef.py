@@ -46,11 +46,20 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _OTHER_CONTROL: Final = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
 
 
+# what either escape changes: most values hold none of it and are returned as they are
+_HEADER_SPECIAL: Final = re.compile(r"[\\|\x00-\x1f\x7f]")
+_EXTENSION_SPECIAL: Final = re.compile(r"[\\=\x00-\x1f\x7f]")
+
+
 def header_escape(value: str) -> str:
+    if not _HEADER_SPECIAL.search(value):
+        return value
     return _CONTROL.sub(" ", value.replace("\\", "\\\\").replace("|", "\\|"))
 
 
 def extension_escape(value: str) -> str:
+    if not _EXTENSION_SPECIAL.search(value):
+        return value
     value = _OTHER_CONTROL.sub(" ", value)
     return value.replace("\\", "\\\\").replace("=", "\\=").replace("\n", "\\n").replace("\r", "\\r")
 

@@ -75,11 +75,13 @@ class EventHead(msgspec.Struct):
     data: Data | msgspec.UnsetType | None = msgspec.UNSET
     dataschema: Any = msgspec.UNSET  # with no eventTypeVersion: the CloudEvents 1.0 shape, normalised
     eventTypeVersion: Any = msgspec.UNSET
+    timestamp: Any = msgspec.field(default=msgspec.UNSET, name="@timestamp")  # the _bulk format asks
 
 
 _HEAD_DECODER: Final = msgspec.json.Decoder(EventHead)
-#: The fields a TextEvent answers without parsing its whole text.
-_HEAD_FIELDS: Final = frozenset({"eventId", "eventType", "eventTime", "region"})
+#: The fields a TextEvent answers without parsing its whole text, and where its head keeps them.
+_HEAD_FIELDS: Final = {"eventId": "eventId", "eventType": "eventType", "eventTime": "eventTime", "region": "region",
+                       "@timestamp": "timestamp"}
 
 
 class TextEvent(Mapping[str, Any]):
@@ -102,7 +104,7 @@ class TextEvent(Mapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         if key in _HEAD_FIELDS:
-            value = getattr(self.head, key)
+            value = getattr(self.head, _HEAD_FIELDS[key])
             if value is msgspec.UNSET:
                 raise KeyError(key)
             return value
@@ -110,13 +112,13 @@ class TextEvent(Mapping[str, Any]):
 
     def get(self, key: str, default: Any = None) -> Any:
         if key in _HEAD_FIELDS:
-            value = getattr(self.head, key)
+            value = getattr(self.head, _HEAD_FIELDS[key])
             return default if value is msgspec.UNSET else value
         return self.full().get(key, default)
 
     def __contains__(self, key: object) -> bool:
         if key in _HEAD_FIELDS:
-            return getattr(self.head, key) is not msgspec.UNSET
+            return getattr(self.head, _HEAD_FIELDS[key]) is not msgspec.UNSET
         return key in self.full()
 
     def __iter__(self) -> Iterator[str]:
@@ -124,6 +126,9 @@ class TextEvent(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.full())
+
+    def __bool__(self) -> bool:
+        return True  # it has an eventId, at least
 
     def __repr__(self) -> str:
         return f"TextEvent({self.source_json[:80]!r}…)"
@@ -262,11 +267,17 @@ def rfc3339_micros(text: str) -> str:
     return f"{base}.{micros:06d}".rstrip("0") + "Z"
 
 
+_SPLIT_PATHS: dict[str, tuple[str, ...]] = {}
+
+
 def get_path(event: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted path (``data.identity.ipAddress``), or None."""
-    value: Any = event
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
+    parts = _SPLIT_PATHS.get(path)
+    if parts is None:
+        parts = _SPLIT_PATHS[path] = tuple(path.split("."))
+    value: Any = event.full() if type(event) is TextEvent else event
+    for part in parts:
+        if not isinstance(value, dict) and not isinstance(value, Mapping):  # dict first: the ABC check is slow
             return None
         value = value.get(part)
     return value

@@ -56,6 +56,7 @@ def header_field(value: str, cap: int) -> str:
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_SD_SPECIAL: Final = re.compile(r'[\\"\]\x00-\x1f\x7f]')
 
 
 def _control_escape(match: re.Match[str]) -> str:
@@ -68,6 +69,8 @@ def sd_escape(value: str) -> str:
     receivers mangle or cut at (rsyslog writes LF as ``#012``, C strings end at NUL), become ``\\n``, ``\\r``,
     ``\\t`` or ``\\u0000``: an RFC 5424 decoder keeps such a backslash as it is. The MSG's JSON has the value
     exactly."""
+    if not _SD_SPECIAL.search(value):
+        return value  # most values: nothing to escape
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
     return _CONTROL.sub(_control_escape, escaped) if _CONTROL.search(escaped) else escaped
 
