@@ -25,12 +25,16 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Final
 
 import oci
+
+from siem_pipeline.windows import format_time
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +57,41 @@ class Batch:
     next_cursor: str
 
 
+@dataclasses.dataclass(frozen=True)
+class RetentionGap:
+    """Messages of the events stream that retention trimmed before the export group committed them:
+    offsets ``after + 1`` up to ``first_retained - 1`` (``after`` -1: the group never committed in that
+    partition). Found by the fanout (which looks at the group's committed offsets before each run) or by
+    the export itself (:attr:`GroupReader.gaps`): both record it under the same key."""
+
+    partition: str
+    after: int
+    first_retained: int
+
+    @property
+    def lost(self) -> int:
+        return self.first_retained - self.after - 1
+
+    @property
+    def key(self) -> str:
+        return f"gap/events/{self.partition}/{self.after}"
+
+    def record(self, now: dt.datetime, group: str) -> dict[str, Any]:
+        count = self.lost
+        return {"type": "gap", "version": 1, "stream": "events", "group": group, "partition": self.partition,
+                "afterOffset": self.after, "firstRetainedOffset": self.first_retained, "lost": self.lost,
+                "detected": format_time(now),
+                "reason": f"RetentionTrimmed: {count} message(s) after offset {self.after} of events partition "
+                          f"{self.partition} were dropped by the stream's retention before export group {group} "
+                          "committed them"}
+
+
 class GroupReader:
     """Reads a stream as one instance of a consumer group, committing only when told."""
 
     def __init__(self, client: Any, stream_id: str, group_name: str, *, instance_name: str | None = "export",
-                 start: str = "TRIM_HORIZON", timeout_ms: int = 30_000, limit: int = 1000) -> None:
+                 start: str = "TRIM_HORIZON", timeout_ms: int = 30_000, limit: int = 1000,
+                 on_gap: Callable[[RetentionGap], None] | None = None) -> None:
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be 1..{MAX_LIMIT}")
         self.client = client
@@ -67,10 +101,21 @@ class GroupReader:
         self.start = start
         self.timeout_ms = timeout_ms
         self.limit = limit
+        #: called with each retention gap as it is found, before the batch that shows it is returned (and so
+        #: before anything past it can be committed); None: gaps are not looked for
+        self.on_gap = on_gap
         self._cursor: str | None = None
         self._last_touch = 0.0
+        #: the group's committed offset per partition when this reader opened (None: never committed), and
+        #: the partitions whose first message since then was compared with it
+        self._committed: dict[str, int | None] | None = None
+        self._checked: set[str] = set()
+        #: what retention dropped before the group committed it, seen by this reader (see :meth:`read`)
+        self.gaps: list[RetentionGap] = []
 
     def _open(self) -> str:
+        if self.on_gap is not None and self.start == "TRIM_HORIZON":
+            self._committed = self._committed_offsets()
         details = oci.streaming.models.CreateGroupCursorDetails(
             group_name=self.group_name, instance_name=self.instance_name, type=self.start,
             commit_on_get=False, timeout_in_ms=self.timeout_ms)
@@ -89,7 +134,39 @@ class GroupReader:
         messages = [Message(str(m.partition), int(m.offset),
                             base64.b64decode(m.key) if m.key else None, base64.b64decode(m.value or ""))
                     for m in response.data or []]
+        if self._committed is not None:
+            self._check_gaps(messages)
         return Batch(messages, next_cursor)
+
+    def _committed_offsets(self) -> dict[str, int | None]:
+        try:
+            reservations = self.client.get_group(self.stream_id, self.group_name).data.reservations or []
+        except oci.exceptions.ServiceError as exc:
+            if exc.status != 404:
+                raise
+            reservations = []  # no group yet: nothing committed anywhere
+        return {str(r.partition): (None if r.committed_offset is None else int(r.committed_offset))
+                for r in reservations}
+
+    def _check_gaps(self, messages: list[Message]) -> None:
+        """A partition's first message after the committed offset must be the next one (or offset 0 where the
+        group never committed): a later one means retention dropped what was between, before the group
+        committed it. The export meets that before anyone else when it reads on past such a gap."""
+        assert self._committed is not None
+        for message in messages:
+            if message.partition in self._checked:
+                continue
+            self._checked.add(message.partition)
+            committed = self._committed.get(message.partition)
+            after = -1 if committed is None else committed
+            if message.offset > after + 1:
+                gap = RetentionGap(message.partition, after, message.offset)
+                self.gaps.append(gap)
+                log.error("export group %s: %d message(s) after offset %d of partition %s were dropped by the "
+                          "stream's retention before the group committed them", self.group_name, gap.lost, after,
+                          message.partition)
+                assert self.on_gap is not None
+                self.on_gap(gap)
 
     def commit(self, batch: Batch) -> None:
         """Commit every message of ``batch`` (and of the batches read before it)."""

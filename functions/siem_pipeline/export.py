@@ -204,11 +204,13 @@ class ExportCounts:
     batches: int = 0
     requests: int = 0
     wire_bytes: int = 0
+    #: messages the events stream's retention dropped before the group committed them (seen by this run)
+    lost_to_retention: int = 0
 
     def to_json(self) -> dict[str, int]:
         return {"read": self.read, "exported": self.exported, "deadLettered": self.dead_lettered,
                 "duplicates": self.duplicates, "filtered": self.filtered, "batches": self.batches,
-                "requests": self.requests, "wireBytes": self.wire_bytes}
+                "requests": self.requests, "wireBytes": self.wire_bytes, "lostToRetention": self.lost_to_retention}
 
 
 class _Parsed(NamedTuple):  # one per event on the hot path: a tuple is the cheapest record

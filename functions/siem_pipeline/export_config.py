@@ -11,7 +11,9 @@ Streams (the operator sets them):
 ``SIEM_DLQ_STREAM_ID``, ``SIEM_DLQ_STREAM_ENDPOINT``
     the dead-letter stream and its messages endpoint (required)
 ``SIEM_STATE_STREAM_ID``, ``SIEM_STATE_STREAM_ENDPOINT``
-    the state stream, where ``health/export/<group>`` is written after each invocation (optional)
+    the state stream, where ``health/export/<group>`` is written after each invocation, and a
+    ``gap/events/<partition>/<offset>`` record as soon as the export meets messages the stream's retention
+    dropped before the group committed them (optional; without it such gaps are only logged, as errors)
 ``SIEM_EXPORT_GROUP``
     consumer group on the events stream (default ``siem-export``); ``SIEM_REPLAY_GROUP`` the one on
     the dead-letter stream for replays (default ``siem-replay``)
@@ -100,7 +102,7 @@ import certifi
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from siem_pipeline.consumer import GroupReader
+from siem_pipeline.consumer import GroupReader, RetentionGap
 from siem_pipeline.dedup import FileIdStore, RecentIds
 from siem_pipeline.destinations.base import Destination, DestinationConfigError
 from siem_pipeline.destinations.bulk import BulkClient
@@ -398,10 +400,19 @@ def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None =
         left = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
         left -= min(DEADLINE_MARGIN_SECONDS, left / 5)
         config = config.model_copy(update={"max_seconds": max(min(config.max_seconds, left), 1.0)})
+    state = (StreamProducer(factory.stream(config.state_endpoint), config.state_stream_id)
+             if config.state_stream_id and config.state_endpoint else None)
     with open_destination(config, factory, secret=secret, destination=destination) as dest, \
             _export_lease(config, factory, deadline) as waited:
+        gaps: list[RetentionGap] = []
+
+        def on_gap(gap: RetentionGap) -> None:  # recorded before the export can commit past it
+            gaps.append(gap)
+            if state is not None:
+                state.put([(gap.key.encode(), orjson.dumps(gap.record(dt.datetime.now(dt.UTC), config.group)))])
+
         reader = GroupReader(factory.stream(config.events_endpoint), config.events_stream_id, config.group,
-                             instance_name=config.instance, limit=config.batch_events)
+                             instance_name=config.instance, limit=config.batch_events, on_gap=on_gap)
         store = FileIdStore(config.dedup_file or f"/tmp/siem-export-{config.group}.ids",  # noqa: S108 (Fn's only writable place)
                             capacity=config.dedup_capacity)
         stored = store.load()
@@ -413,10 +424,10 @@ def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None =
                             recent=recent, id_store=store,
                             max_batches=config.max_batches, max_seconds=max(config.max_seconds - waited, 1.0))
         counts = exporter.run()
+        counts.lost_to_retention = sum(gap.lost for gap in gaps)
         name = dest.name
     log.info("export done: %s", counts.to_json())
-    if config.state_stream_id and config.state_endpoint:
-        state = StreamProducer(factory.stream(config.state_endpoint), config.state_stream_id)
+    if state is not None:
         record = health_record("export", dt.datetime.now(dt.UTC), **health_fields(counts, name, config.group))
         state.put([(f"health/export/{config.group}".encode(), orjson.dumps(record))])
     return counts

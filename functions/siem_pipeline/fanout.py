@@ -29,8 +29,10 @@ One run (the schedule fires it), in this order, each step safe to repeat after a
    partition it never committed is above 0) are recorded once per gap as ``gap/events/<partition>/<offset>``
    in the state stream (how many, when, why) and logged as errors: events lost that way are reported,
    never skipped silently. The records stay (the state refresh rewrites them). A partition that retention
-   emptied shows its gap once a new message lands in it; fanout sees it if the export has not committed
-   past it by then (the export itself does not check its committed offsets against what it reads).
+   emptied shows its gap once a new message lands in it; if the export reads that message before a fanout
+   looks, the export's reader finds the same gap (its first message per partition against the committed
+   offset, :class:`~siem_pipeline.consumer.GroupReader`) and records it under the same key before it can
+   commit past it.
 7. **Health**: ``health/fanout`` (pairs, lag per region, backlog, whether an export sweep was sent, and
    ``lostToRetention``: the gaps recorded so far and the messages they lost).
 
@@ -51,6 +53,7 @@ import oci
 import orjson
 
 from siem_pipeline.collect_config import CollectConfig
+from siem_pipeline.consumer import RetentionGap
 from siem_pipeline.oci_clients import OciClientFactory
 from siem_pipeline.producer import StreamProducer
 from siem_pipeline.state import (
@@ -323,34 +326,6 @@ class Fanout:
                                backfillChunks=len(schedule.backfill), regions=regions, exportSwept=swept,
                                lostToRetention=lost)
         self.state.put({"health/fanout": record})
-
-
-@dataclasses.dataclass(frozen=True)
-class RetentionGap:
-    """Messages of the events stream that retention trimmed before the export group committed them:
-    offsets ``after + 1`` up to ``first_retained - 1`` (``after`` -1: the group never committed in that
-    partition)."""
-
-    partition: str
-    after: int
-    first_retained: int
-
-    @property
-    def lost(self) -> int:
-        return self.first_retained - self.after - 1
-
-    @property
-    def key(self) -> str:
-        return f"gap/events/{self.partition}/{self.after}"
-
-    def record(self, now: dt.datetime, group: str) -> dict[str, Any]:
-        count = self.lost
-        return {"type": "gap", "version": 1, "stream": "events", "group": group, "partition": self.partition,
-                "afterOffset": self.after, "firstRetainedOffset": self.first_retained, "lost": self.lost,
-                "detected": format_time(now),
-                "reason": f"RetentionTrimmed: {count} message(s) after offset {self.after} of events partition "
-                          f"{self.partition} were dropped by the stream's retention before export group {group} "
-                          "committed them"}
 
 
 @dataclasses.dataclass(frozen=True)

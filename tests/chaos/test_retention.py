@@ -93,11 +93,6 @@ def test_events_dropped_by_retention_while_export_is_down_are_reported(
     assert not set(hec.event_ids()) & aged
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "export does not compare its consumer group's committed offsets with the first offsets it reads "
-    "(functions/siem_pipeline/consumer.py GroupReader.read, export.py): after retention emptied a partition, "
-    "the export reads the next new message and commits past the gap before any fanout can see it, so the "
-    "dropped events are neither delivered nor reported"))
 def test_a_gap_the_export_commits_past_before_fanout_looks_is_still_reported(
         ocisim: OcisimServer, ocisim_control: OcisimControl, factory: OciClientFactory, hec: HecReceiver, pki: Pki,
         tmp_path: Path, chaos_results: Results) -> None:
