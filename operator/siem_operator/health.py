@@ -2,7 +2,8 @@
 
 The records are the functions' (:mod:`siem_pipeline.state`): ``health/fanout`` gives each region's lag,
 ``health/fetch/<region>`` the last window fetched per region, ``health/export/<group>`` the events
-exported and dead-lettered. :func:`summarize` is pure; :func:`read_health` reads the stream once and
+exported and dead-lettered, ``gap/events/<partition>/<offset>`` what the events stream's retention dropped
+before the export delivered it. :func:`summarize` is pure; :func:`read_health` reads the stream once and
 hands what it read to the ``siem_pipeline_…`` metrics (:func:`siem_operator.metrics.record_health`): the
 lags, the last export, and every fetch and export report still in the stream (each invocation appends one),
 which the event counters add up.
@@ -75,13 +76,14 @@ def summarize(records: Mapping[str, Mapping[str, Any]], regions: list[str]) -> H
             updated = _time(record.get("updated"))
             if updated is not None and _int(record.get("exported")):
                 export_times.append(updated)
+    lost = sum(_int(record.get("lost")) for key, record in records.items() if key.startswith("gap/events/"))
     names = sorted(set(regions) or (set(lags) | set(last)))
     per_region = [RegionHealth(region=r, lag_seconds=lags.get(r), last_export_time=last.get(r)) for r in names]
     worst = max(lags.values(), default=None)
     candidates = export_times or list(last.values())
     return Health(region_count=len(names), lag=human_duration(worst) if worst is not None else None,
                   lag_seconds=worst, last_export_time=max(candidates, default=None), exported_count=exported,
-                  dead_lettered_count=dead_lettered, regions=per_region[:64])
+                  dead_lettered_count=dead_lettered, lost_to_retention_count=lost, regions=per_region[:64])
 
 
 def report_of(key: str, record: Mapping[str, Any]) -> metrics.Report | None:
@@ -95,14 +97,14 @@ def report_of(key: str, record: Mapping[str, Any]) -> metrics.Report | None:
 
 def scan(client: Any, stream_id: str, partitions: int) -> tuple[dict[str, dict[str, Any]],
                                                                  dict[tuple[str, str], metrics.Report]]:
-    """Every partition from the trim horizon: the latest ``health/…`` records by key (the state store's rules)
-    and every report still in the stream, by (key, ``updated``)."""
+    """Every partition from the trim horizon: the latest ``health/…`` and ``gap/…`` records by key (the state
+    store's rules) and every report still in the stream, by (key, ``updated``)."""
     latest: dict[str, dict[str, Any]] = {}
     reports: dict[tuple[str, str], metrics.Report] = {}
     for partition in range(partitions):
         for message in read_partition(client, stream_id, str(partition)):
             key = message.key.decode("utf-8", "replace") if message.key is not None else ""
-            if not key.startswith("health/"):
+            if not key.startswith(("health/", "gap/")):
                 continue
             try:
                 value = orjson.loads(message.value)

@@ -539,6 +539,13 @@ class _Run:
             elif (cond["status"] == ConditionStatus.TRUE.value and previous.get("status") == "False"
                   and cond["type"] == conditions.READY):
                 self.event(NORMAL, cond["reason"], f"Ready: {cond['message']}")
+        lost_before = int((before.get("health") or {}).get("lostToRetentionCount") or 0)
+        lost = int((after.get("health") or {}).get("lostToRetentionCount") or 0)
+        if lost > lost_before:
+            self.event(WARNING, "EventsLostToRetention",
+                       f"{lost - lost_before} event(s) were dropped by the events stream's retention before the export "
+                       f"delivered them ({lost} in all; the state stream's gap/events records say where): the export "
+                       "was stopped or behind for longer than spec.streams.retentionHours")
 
     def result(self, last: Plan | None, error: Classified | None) -> Result:
         settings = self.r.settings

@@ -633,6 +633,9 @@ class Health(_Model):
         description="End of the last window delivered to the destination, over all regions.")] = None
     exported_count: Annotated[int, Field(description="Events delivered.", ge=0)] = 0
     dead_lettered_count: Annotated[int, Field(description="Events sent to the dead-letter stream.", ge=0)] = 0
+    lost_to_retention_count: Annotated[int, Field(
+        description="Events the events stream's retention dropped before the export delivered them (the "
+                    "gap/events records of the state stream; each new loss also gets a Warning Event).", ge=0)] = 0
     regions: Annotated[list[RegionHealth], Field(description="Per region.", max_length=64)] = []
 
 

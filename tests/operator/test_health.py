@@ -34,6 +34,16 @@ def test_summarize_takes_the_worst_lag_the_last_window_and_sums_the_exports() ->
     assert [(r.region, r.lag_seconds) for r in health.regions] == [("eu-frankfurt-1", 300), ("us-ashburn-1", 1260)]
 
 
+def test_summarize_adds_up_what_retention_dropped() -> None:
+    records: dict[str, dict[str, Any]] = {
+        "gap/events/0/41": {"type": "gap", "lost": 7, "reason": "RetentionTrimmed: ..."},
+        "gap/events/1/-1": {"type": "gap", "lost": 3},
+        "gap/events/2/5": {"type": "gap", "lost": "many"},  # malformed: not counted
+    }
+    assert summarize(records, []).lost_to_retention_count == 10
+    assert summarize({}, []).lost_to_retention_count == 0
+
+
 def test_summarize_without_records_names_the_spec_regions_and_nothing_else() -> None:
     health = summarize({}, ["us-ashburn-1"])
     assert health.region_count == 1

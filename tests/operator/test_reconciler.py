@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import Counter
 from typing import Any
 
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
+from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
 from siem_operator.clients import FactoryCache
 from siem_operator.desired import desired_children
 from siem_operator.kube import KubernetesApi
 from siem_operator.reconciler import Outcome, PipelineObject, Reconciler, Settings
 from siem_operator.spec import parse_spec
+from siem_pipeline.consumer import RetentionGap
 from siem_pipeline.oci_clients import CircuitBreakerPolicy, ClientSettings
+from siem_pipeline.producer import StreamProducer
+from tests.functions.collect_support import make_factory
 from tests.operator.harness import World
 
 
@@ -235,3 +241,28 @@ def test_deletion_still_works_when_the_spec_no_longer_builds(world: World, recon
             break
     assert released
     assert world.owned(uid) == []
+
+
+def test_events_lost_to_retention_show_in_the_status_and_get_one_warning(world: World, reconciler: Reconciler,
+                                                                        ocisim: OcisimServer) -> None:
+    """A gap record in the state stream (written by fanout or export when retention dropped events before they
+    were delivered) is summed into status.health and announced once, as a Warning Event."""
+    world.apply("p1")
+    assert reconciler.reconcile(obj(world, "p1")).outcome == Outcome.CONVERGED
+    status = (world.get("p1") or {})["status"]
+    assert status["health"]["lostToRetentionCount"] == 0
+    [state] = [c for c in status["children"] if c["kind"] == "Stream" and c["key"] == "state"]
+    factory = make_factory(ocisim, world.region)
+    stream = factory.stream_admin(world.region).get_stream(state["ocid"]).data
+    producer = StreamProducer(factory.stream(stream.messages_endpoint), stream.id)
+    gap = RetentionGap("0", 41, 49)
+    producer.put([(gap.key.encode(), orjson.dumps(gap.record(dt.datetime.now(dt.UTC), "siem-export")))])
+    result = reconciler.reconcile(obj(world, "p1"))
+    assert (world.get("p1") or {})["status"]["health"]["lostToRetentionCount"] == 7
+    [warning] = [e for e in result.events if e.reason == "EventsLostToRetention"]
+    assert warning.type == "Warning"
+    assert "7 event(s)" in warning.message
+    assert "retentionHours" in warning.message
+    again = reconciler.reconcile(obj(world, "p1"))
+    assert not [e for e in again.events if e.reason == "EventsLostToRetention"]  # said once
+    factory.close()
