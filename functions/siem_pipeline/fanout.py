@@ -282,7 +282,11 @@ class Fanout:
         if not self.config.export_topic_id:
             return False
         stream = self.config.events_stream
-        backlog = export_backlog(self.factory.stream(stream.endpoint), stream.stream_id, self.export_group)
+        try:
+            backlog = export_backlog(self.factory.stream(stream.endpoint), stream.stream_id, self.export_group)
+        except Exception as exc:  # noqa: BLE001 - the sweep must not cost the run its windows; the next run looks again
+            log.error("fanout %s: could not look at the export backlog: %s", run, exc)
+            return False
         if backlog.gaps:
             for gap in backlog.gaps:
                 log.error("fanout %s: %s", run, gap.record(now, self.export_group)["reason"])
@@ -335,16 +339,22 @@ class ExportBacklog:
     gaps: tuple[RetentionGap, ...] = ()
 
 
-def _first_offset(client: Any, stream_id: str, details: Any) -> int | None:
-    """The offset of the first message a new cursor of ``details`` reads (None: nothing to read)."""
-    cursor = client.create_cursor(stream_id, details).data.value
+def _cursor(client: Any, stream_id: str, details: Any) -> str | None:
+    """A cursor of ``details``; None when Streaming refuses it as out of range (400: the offset is below the
+    trim horizon, or the partition does not exist)."""
+    try:
+        value: str = client.create_cursor(stream_id, details).data.value
+    except oci.exceptions.ServiceError as exc:
+        if exc.status == 400:
+            return None
+        raise
+    return value
+
+
+def _first_offset(client: Any, stream_id: str, cursor: str) -> int | None:
+    """The offset of the first message ``cursor`` reads (None: nothing to read)."""
     messages = client.get_messages(stream_id, cursor, limit=1).data
     return int(messages[0].offset) if messages else None
-
-
-def _horizon(client: Any, stream_id: str, partition: str) -> int | None:
-    models = oci.streaming.models
-    return _first_offset(client, stream_id, models.CreateCursorDetails(partition=partition, type="TRIM_HORIZON"))
 
 
 def export_backlog(client: Any, stream_id: str, group: str) -> ExportBacklog:
@@ -352,6 +362,11 @@ def export_backlog(client: Any, stream_id: str, group: str) -> ExportBacklog:
     offset; any message, in a partition it never committed, or anywhere when no group exists yet), and the
     messages retention dropped before it committed them (the first retained offset past the committed one)."""
     models = oci.streaming.models
+
+    def horizon(partition: str) -> tuple[bool, int | None]:
+        cursor = _cursor(client, stream_id, models.CreateCursorDetails(partition=partition, type="TRIM_HORIZON"))
+        return (False, None) if cursor is None else (True, _first_offset(client, stream_id, cursor))
+
     try:
         reservations = client.get_group(stream_id, group).data.reservations or []
     except oci.exceptions.ServiceError as exc:
@@ -361,39 +376,27 @@ def export_backlog(client: Any, stream_id: str, group: str) -> ExportBacklog:
     committed: dict[str, int | None] = {str(r.partition): r.committed_offset for r in reservations}
     if not committed:  # no group yet: probe partitions 0, 1, ... until one does not exist
         for index in range(MAX_PARTITIONS):
-            try:
-                _horizon(client, stream_id, str(index))
-            except oci.exceptions.ServiceError as exc:
-                if exc.status == 400:
-                    break
-                raise
+            exists, _ = horizon(str(index))
+            if not exists:
+                break
             committed[str(index)] = None
     pending = False
     gaps: list[RetentionGap] = []
     for partition, offset in committed.items():
         after = -1 if offset is None else int(offset)
         if after >= 0:
-            try:
-                nxt = _first_offset(client, stream_id, models.CreateCursorDetails(
-                    partition=partition, type="AFTER_OFFSET", offset=after))
-            except oci.exceptions.ServiceError as exc:
-                if exc.status != 400:
-                    raise
-                # the committed offset is below the trim horizon: what followed it up to the first retained
-                # message was dropped (a partition that retention emptied cannot say whether anything after
-                # the committed offset was there: that shows once a new message lands in it)
-                first = _horizon(client, stream_id, partition)
-                if first is not None:
-                    pending = True
-                    if first > after + 1:
-                        gaps.append(RetentionGap(partition, after, first))
+            cursor = _cursor(client, stream_id, models.CreateCursorDetails(
+                partition=partition, type="AFTER_OFFSET", offset=after))
+            if cursor is not None:
+                pending = pending or _first_offset(client, stream_id, cursor) is not None
                 continue
-            pending = pending or nxt is not None
-            continue
-        first = _horizon(client, stream_id, partition)
+            # the committed offset is below the trim horizon: what followed it up to the first retained
+            # message was dropped (a partition that retention emptied cannot say whether anything after
+            # the committed offset was there: that shows once a new message lands in it)
+        _, first = horizon(partition)
         if first is not None:
             pending = True
-            if first > 0:
+            if first > after + 1:
                 gaps.append(RetentionGap(partition, after, first))
     return ExportBacklog(pending, tuple(gaps))
 

@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 import oci
+import pytest
 
 from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
@@ -127,3 +128,20 @@ def test_the_export_reader_finds_a_gap_before_it_can_commit_past_it(
     other: list[RetentionGap] = []
     assert GroupReader(client, stream.id, "never-committed", on_gap=other.append).read().messages
     assert [(g.partition, g.after) for g in other] == [("0", -1)]  # a group that never read anything lost it all
+
+
+def test_an_expired_cursor_is_an_error_not_a_gap(ocisim: OcisimServer, ocisim_control: OcisimControl,
+                                                 oci_config: dict[str, Any]) -> None:
+    admin = sdk_client(ocisim, oci.streaming.StreamAdminClient, oci_config, service="streaming")
+    stream = admin.create_stream(S.CreateStreamDetails(name="events", partitions=1,
+                                                       compartment_id=ocisim.tenancy_id)).data
+    client = oci.streaming.StreamClient(oci_config, service_endpoint=stream.messages_endpoint,
+                                        retry_strategy=oci.retry.NoneRetryStrategy(),
+                                        circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy())
+    client.put_messages(stream.id, S.PutMessagesDetails(messages=[
+        S.PutMessagesDetailsEntry(value=base64.b64encode(b"{}").decode())]))
+    ocisim_control.fault(service="streaming", operation="Cursor.expired", resource=stream.id, count=1)
+    with pytest.raises(oci.exceptions.ServiceError) as err:  # fanout logs it and looks again next run
+        export_backlog(client, stream.id, "siem-export")
+    assert "expired" in err.value.message
+    assert export_backlog(client, stream.id, "siem-export") == ExportBacklog(pending=True, gaps=())
