@@ -139,8 +139,9 @@ def reference_section(r: dict[str, Any], where: Path) -> list[str]:
         row("ours: events/s of wall time", ours["events_per_wall_second"], runs),
         row("reference: events/s of wall time (one thread)", ref["events_per_wall_second"], runs),
     ]
-    return [f"The reference implementation's way of sending (one `requests.post` per batch of ≤ 100,000 bytes: a "
-            f"new TCP and TLS connection each, no gzip, standard `json`) against our HEC export (gzip, one "
+    return [f"The reference implementation's way of sending (its HEC library posts each batch of ≤ 100,000 bytes "
+            f"through a new `requests.Session`: a new TCP and TLS connection each, no gzip, standard `json`, the "
+            f"certificate not verified) against our HEC export (gzip, one "
             f"keep-alive connection, batches of 1,000, plus filter, dedup and redaction), on the same "
             f"{r['events']['count']:,} events, to the same HEC sink process, runs alternating. Method: "
             f"{r['method']}.", "", *table(rows)]
@@ -266,7 +267,7 @@ def render(results: Path) -> str:
         "",
         "## Reproduce",
         "",
-        "`make bench` runs every benchmark (about 30 minutes) and re-renders this page; `make bench ARGS=--quick` "
+        "`make bench` runs every benchmark (about an hour) and re-renders this page; `make bench ARGS=--quick` "
         "is a smoke run that records under `*-quick.json` and leaves this page alone. One benchmark alone "
         "(its section below is re-rendered, the others are kept as recorded):",
         "",
