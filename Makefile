@@ -7,12 +7,13 @@ CLI_VENV := .tools/oci-cli
 OCI_CLI := $(CLI_VENV)/bin/oci
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: help install tools kube-tools receivers lint typecheck unit test demo bench clean lock
+.PHONY: help install tools kube-tools receivers lint typecheck unit test demo bench chaos clean lock
 
 help:
 	@echo "make test    lint, type-check and run the whole test suite (installs everything first)"
 	@echo "make demo    run the whole system locally, end to end (ARGS=--watch keeps it running)"
 	@echo "make bench   run the benchmarks and record their figures"
+	@echo "make chaos   the long fault-injection profile: every fault at once over 1,000,000 events (docs/chaos.md)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +81,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(ARGS)
+
+# The chaos suite's long profile (the short one runs in make test); CHAOS_EVENTS=N sizes the soak.
+chaos: $(STAMP)
+	CHAOS_PROFILE=long $(BIN)/pytest tests/chaos -p no:cacheprovider $(ARGS)
 
 lock:
 	$(PYTHON) -m venv /tmp/siem-lock && /tmp/siem-lock/bin/pip install $(PIP_FLAGS) --dry-run --report /tmp/siem-lock.json -e '.[test]'

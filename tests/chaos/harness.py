@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from ocisim import OcisimServer
-from ocisim.controlclient import OcisimControl
+from ocisim.controlclient import ControlError, OcisimControl
 from siem_operator import spec as s
 from siem_operator.adapters import build_adapters
 from siem_operator.children import PIPELINE_UID_TAG, ChildKind, Observed, Phase, Ref, resolve
@@ -354,12 +354,30 @@ def fault_hits(control: OcisimControl) -> dict[str, int]:
     return out
 
 
+def settle(pipeline: Deployed) -> None:
+    """Wait until every ONS delivery is done, moving the clock a minute at a time while failed ones wait for
+    their retry (the schedule fires when the clock passes its boundaries). Unlike ``Deployed.settle`` it waits
+    for long invocations (an export that spends minutes on a busy SIEM) in slices the control client allows."""
+    while True:
+        try:
+            pipeline.control.request("POST", "/ons/drain", {"timeoutSeconds": 30})
+        except ControlError as exc:  # 504: still in flight after 30 s
+            if ": 504 " not in str(exc):
+                raise
+            continue
+        waiting = [d for d in pipeline.control.request("GET", "/ons/deliveries")
+                   if d["state"] in ("PENDING", "IN_FLIGHT", "RETRY_WAIT")]
+        if not waiting:
+            return
+        pipeline.control.advance(60)
+
+
 def settle_until(pipeline: Deployed, delivered: set[str], *, runs: int = 4) -> int:
     """Settle, and fire further schedule runs while some of ``delivered`` is still missing (what a run
     leaves, an ONS message discarded, goes with the next run, as on OCI); answers the runs fired."""
     fired = 0
     while True:
-        pipeline.settle(retries=True, runs=True)
+        settle(pipeline)
         received = set(pipeline.hec.event_ids())
         lettered = {letter_id(letter) for letter in pipeline.dead_letters()}
         if delivered <= received | lettered or fired >= runs:
