@@ -136,6 +136,11 @@ class Proxy:
         with self._lock:
             self._script.extend(behaviours)
 
+    def pending(self) -> int:
+        """Scripted behaviours not used yet."""
+        with self._lock:
+            return len(self._script)
+
     def close(self) -> None:
         self._closed.set()
         with contextlib.suppress(OSError):
