@@ -65,8 +65,7 @@ def test_soak_every_fault_at_once(ocisim: OcisimServer, ocisim_control: OcisimCo
             ocisim, ocisim_control, factory, hec, pki, tmp_path, url=proxy.url, backfill_minutes=180, partitions=4,
             # a killed export keeps the lease until its deadline: a 60 s timeout bounds that wait
             export_timeout=60,
-            extra={"SIEM_ITEMS_PER_FETCH": "4", "SIEM_BACKFILL_BUDGET": "200", "SIEM_EXPORT_BATCH_EVENTS": "5000",
-                   "SIEM_EXPORT_MAX_SECONDS": "45"})
+            extra={"SIEM_ITEMS_PER_FETCH": "4", "SIEM_BACKFILL_BUDGET": "200", "SIEM_EXPORT_MAX_SECONDS": "45"})
         ocisim_control.settings(auditPageSize=20_000)  # what the real service reports
         started = time.monotonic()
         generated: set[str] = set()
@@ -127,4 +126,7 @@ def test_soak_every_fault_at_once(ocisim: OcisimServer, ocisim_control: OcisimCo
             "eventsPerSecond": round(len(generated) / delivery_seconds, 1), "poisoned": len(poisoned),
             "connections": connections, "siemRequests": len(hec.requests),
             "siem503": sum(r.status == 503 for r in hec.requests)})
+    # Known cause when this fails (reported, not fixed here): a HEC send split into several requests that fails on
+    # a later one raises out of Destination.send, so export.py never remembers the ids of the requests the SIEM
+    # already accepted (export.py, ``result = self.destination.send(payloads)``); the retry sends them again.
     assert figures["withinDuplicateTarget"], f"duplicate ratio {figures['duplicateRatio']} over the 1% target"
