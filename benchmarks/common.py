@@ -91,6 +91,21 @@ def summarize(samples: list[Sample], unit: str) -> dict[str, Any]:
     }
 
 
+def revision() -> str:
+    """The commit the code was run from, and which source directories had uncommitted changes then."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        sources = ["functions", "operator", "emulator", "benchmarks", ":(exclude)benchmarks/results"]
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", *sources],
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    dirty = sorted({"/".join(line[3:].strip('"').split("/")[:2]) for line in status.splitlines() if line.strip()})
+    return head + (f" with uncommitted changes in {', '.join(dirty)}" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     model = "unknown"
     try:
@@ -103,7 +118,7 @@ def machine() -> dict[str, Any]:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d"),
-            "load": f"load average {load} when recorded"}
+            "load": f"load average {load} when recorded", "code": revision()}
 
 
 def record(name: str, results: dict[str, Any]) -> Path:

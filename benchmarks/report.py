@@ -79,7 +79,8 @@ def table(rows: list[Row]) -> list[str]:
 def machine_line(record: dict[str, Any]) -> str:
     m = record["machine"]
     return (f"Recorded {m['date']} on {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['platform']}"
-            f"{' (' + m['load'] + ')' if m.get('load') else ''}.")
+            f"{' (' + m['load'] + ')' if m.get('load') else ''}"
+            f"{', from commit ' + m['code'] if m.get('code') else ''}.")
 
 
 # -- the sections ------------------------------------------------------------------------------------------
@@ -175,16 +176,18 @@ def pipeline_section(r: dict[str, Any], where: Path) -> list[str]:
 def collection_section(r: dict[str, Any], where: Path) -> list[str]:
     rows: list[Row] = []
     for case in r["scheduled"]:
-        label = f"{case['regions']} regions {TIMES} {case['compartments']} compartments"
+        label = f"{plural(case['regions'], 'region')} {TIMES} {plural(case['compartments'], 'compartment')}"
         rows.append(row(f"{label}: OCI calls per scheduled run", case["calls"], case["runs"]))
         rows.append(row(f"{label}: ListEvents calls per run", case["list_events"], case["runs"]))
         rows.append(row(f"{label}: wall time per run, fire → settled (s)", case["seconds"], case["runs"]))
     for case in r["backfill"]:
-        label = f"{case['days']}-day backfill, {case['regions']} region {TIMES} {case['compartments']} compartments"
+        label = (f"{case['days']}-day backfill, {plural(case['regions'], 'region')} {TIMES} "
+                 f"{plural(case['compartments'], 'compartment')}")
         rows.append(row(f"{label}: OCI calls", case["calls"], case["runs"]))
         rows.append(row(f"{label}: ListEvents calls", case["list_events"], case["runs"]))
         rows.append(row(f"{label}: scheduled runs to complete", case["schedule_runs"], case["runs"]))
-        rows.append(row(f"{label}: wall time (s)", case["seconds"], case["runs"]))
+        rows.append(row(f"{label}: wall time, the runs' fire {ARROW} settled added up (s)", case["seconds"],
+                        case["runs"]))
     text = [f"Fanout and fetch as deployed (no export), counting every OCI call ocisim served "
             f"(`/_ocisim/calls`). Method: {r['method']}"]
     for case in r["backfill"]:
@@ -194,6 +197,10 @@ def collection_section(r: dict[str, Any], where: Path) -> list[str]:
                     f"{case['days']} days take {default_runs:,} scheduled runs ({default_runs * 5 / 60:,.0f} hours "
                     f"of a 5-minute schedule).")
     return [" ".join(text), "", *table(rows)]
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def ocisim_section(r: dict[str, Any], where: Path) -> list[str]:

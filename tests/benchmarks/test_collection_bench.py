@@ -42,4 +42,5 @@ def test_tiny_collection_runs_record_their_calls(tmp_path: Path, monkeypatch: py
     (tmp_path / "collection.json").write_text((tmp_path / "smoke.json").read_text())
     section = report.render(tmp_path).split("## Audit collection: API calls and time")[1].split("\n## ")[0]
     assert f"| 2 regions {report.TIMES} 2 compartments: ListEvents calls per run | 4 | 1 |" in section
+    assert f"2-day backfill, 1 region {report.TIMES} 2 compartments: scheduled runs to complete" in section
     assert "with the default of 60 minutes the same 2 days take 48 scheduled runs" in section
