@@ -26,7 +26,7 @@ Batches and time:
 ``SIEM_EXPORT_BATCH_EVENTS``
     messages per read, and events per destination request (default 1000; at most 10,000)
 ``SIEM_EXPORT_BATCH_BYTES``
-    bytes per destination request before compression (default 1,000,000; ``_bulk``: 10,000,000)
+    bytes per destination request before compression (default HEC 4,000,000; ``_bulk`` 10,000,000)
 ``SIEM_EXPORT_MAX_BATCHES``, ``SIEM_EXPORT_MAX_SECONDS``
     stop after that many batches / seconds (default unlimited / 240, under the 300 s Fn timeout)
 ``SIEM_EXPORT_LEASE``
@@ -106,6 +106,7 @@ from siem_pipeline.consumer import GroupReader, RetentionGap
 from siem_pipeline.dedup import FileIdStore, RecentIds
 from siem_pipeline.destinations.base import Destination, DestinationConfigError
 from siem_pipeline.destinations.bulk import BulkClient
+from siem_pipeline.destinations.hec import DEFAULT_BATCH_BYTES as HEC_BATCH_BYTES
 from siem_pipeline.destinations.hec import HecClient
 from siem_pipeline.destinations.syslog import SyslogClient
 from siem_pipeline.export import (
@@ -289,7 +290,7 @@ def build_destination(config: ExportConfig, secret: SecretStr | None) -> Destina
         fmt = HecFormat(sourcetype=config.hec_sourcetype, source=config.hec_source, host=config.hec_host,
                         index=config.hec_index, fields=config.hec_fields, default_region=config.source_region)
         return HecClient(config.url, secret, hec_format=fmt, ca_bundle=config.ca_bundle, compress=config.gzip,
-                         max_batch_bytes=config.batch_bytes or 1_000_000, max_batch_events=config.batch_events,
+                         max_batch_bytes=config.batch_bytes or HEC_BATCH_BYTES, max_batch_events=config.batch_events,
                          ack=config.hec_ack, ack_timeout=config.hec_ack_timeout, ack_poll_interval=config.hec_ack_poll)
     if config.destination in ("syslog", "cef"):
         parts = urlsplit(config.url)
