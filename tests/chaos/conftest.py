@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from ocisim import OcisimServer
 from siem_pipeline.oci_clients import CircuitBreakerPolicy, ClientSettings, ConfigFileAuth, OciClientFactory
-from tests.chaos.harness import Results, results_path
+from tests.chaos.harness import LONG, Results, results_path
 from tests.e2e.test_pipeline import TOKEN
 from tests.support.hec_receiver import HecReceiver
 from tests.support.tls import Pki, make_pki
@@ -45,3 +46,12 @@ def factory(ocisim: OcisimServer) -> Iterator[OciClientFactory]:
 @pytest.fixture
 def chaos_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long profile's scenarios run for minutes: past the suite's per-test timeout (``CHAOS_TIMEOUT``)."""
+    if not LONG:
+        return
+    for item in items:
+        if "tests/chaos/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith("chaos/"):
+            item.add_marker(pytest.mark.timeout(int(os.environ.get("CHAOS_TIMEOUT", "7200"))))
