@@ -17,7 +17,7 @@ from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
 from siem_operator.children import ChildKind
 from siem_pipeline.oci_clients import OciClientFactory
-from tests.chaos.harness import ChaosPipeline, Results, proxy_for, scale, seeded, settle_until, verify
+from tests.chaos.harness import LONG, ChaosPipeline, Results, proxy_for, scale, seeded, settle_until, verify
 from tests.support.hec_receiver import Failure, HecReceiver
 from tests.support.tls import Pki
 
@@ -31,15 +31,15 @@ def test_oci_faults_audit_streams_cursors_and_a_killed_fetch(
     5xx, cursors that expire under the export and under fetch, and a fetch process killed mid-request."""
     rng = seeded("oci")
     pipeline = ChaosPipeline(ocisim, ocisim_control, factory, hec, pki, tmp_path)
-    generated = pipeline.activity(scale(120, 20_000), seed=rng.randrange(1 << 30), end=pipeline.horizon())
+    generated = pipeline.activity(scale(120, 5_000), seed=rng.randrange(1 << 30), end=pipeline.horizon())
     control = pipeline.control
     events_stream, work_stream = pipeline.streams["events"][0], pipeline.streams["work"][0]
     # bursts spread over calls (rate < 1): each costs the client one backoff, not a growing series of them
-    control.fault(service="audit", operation="ListEvents", status=429, code="TooManyRequests", rate=0.5,
-                  count=scale(2, 200))
+    control.fault(service="audit", operation="ListEvents", status=429, code="TooManyRequests",
+                  rate=0.05 if LONG else 0.5, count=scale(2, 200))
     for region in ("us-phoenix-1", "eu-frankfurt-1"):
         control.fault(service="audit", operation="ListEvents", region=region, status=rng.choice([500, 502, 503]),
-                      count=scale(1, 50), after=rng.randrange(3))
+                      rate=0.1 if LONG else 1.0, count=scale(1, 50), after=rng.randrange(3))
     control.fault(service="streaming", operation="PutMessages.entry", status=500, code="InternalServerError",
                   rate=0.05, count=scale(30, 3000))
     control.fault(service="streaming", operation="PutMessages", status=503, rate=0.1, count=scale(2, 100))
@@ -74,7 +74,7 @@ def test_siem_faults_busy_slow_stalled_reset_poisoned_and_a_killed_export(
     with proxy_for(hec) as proxy:
         pipeline = ChaosPipeline(ocisim, ocisim_control, factory, hec, pki, tmp_path, url=proxy.url,
                                  export_timeout=8)
-        generated = pipeline.activity(scale(100, 20_000), seed=rng.randrange(1 << 30), end=pipeline.horizon())
+        generated = pipeline.activity(scale(100, 5_000), seed=rng.randrange(1 << 30), end=pipeline.horizon())
         rejected = sorted(generated)[rng.randrange(len(generated))]
         hec.poison = lambda envelope: envelope["event"]["eventId"] == rejected
         hec.script(*[Failure(503, 9)] * scale(3, 12), Failure(close=True))
@@ -105,7 +105,7 @@ def test_ons_delivery_failures_retried_and_given_up(
     activity at all, still exports what those signals announced."""
     rng = seeded("ons")
     pipeline = ChaosPipeline(ocisim, ocisim_control, factory, hec, pki, tmp_path)
-    generated = pipeline.activity(scale(80, 20_000), seed=rng.randrange(1 << 30), end=pipeline.horizon())
+    generated = pipeline.activity(scale(80, 5_000), seed=rng.randrange(1 << 30), end=pipeline.horizon())
     control = pipeline.control
     subscriptions = {ref.key: ocid for ref, ocid in pipeline.ocids.items() if ref.kind is ChildKind.SUBSCRIPTION}
     fetch_sub = next(ocid for key, ocid in subscriptions.items() if "fetch" in key)
