@@ -190,7 +190,12 @@ class Fetcher:
         started = time.monotonic()
         budget = self.config.fetch_max_seconds
         if deadline is not None:
-            budget = min(budget, (deadline - dt.datetime.now(dt.UTC)).total_seconds() - DEADLINE_MARGIN_SECONDS)
+            left = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
+            budget = min(budget, left - DEADLINE_MARGIN_SECONDS)
+            # a throttled partition is waited for until then (what follows needs far less than the margin)
+            for producer in (self.events, self.dlq):
+                if producer is not None:
+                    producer.deadline = started + left - DEADLINE_MARGIN_SECONDS / 2
         result = FetchResult(request)
         items = self.read_items(request, result)
         deferred: list[WorkItem] = []

@@ -11,10 +11,16 @@
   eventId for events) spreads writes evenly over the partitions.
 * **Failures.** A whole-request error (429, 5xx, a dropped connection) is retried by the client's
   retry strategy (the factory gives every client one). A 200 can still carry per-entry failures
-  (``entries[i].error``, e.g. a partition over its 1 MB/s): only those entries are sent again, after
-  an exponential backoff, up to ``max_attempts`` times each; then :class:`PutMessagesError` is raised.
-  Nothing is dropped silently. A retried entry gets a new offset, so the order of the messages in a
-  partition is the order they were accepted in, not the order given.
+  (``entries[i].error``): only those entries are sent again, after an exponential backoff, up to
+  ``max_attempts`` times each; then :class:`PutMessagesError` is raised. Nothing is dropped silently.
+  A retried entry gets a new offset, so the order of the messages in a partition is the order they
+  were accepted in, not the order given.
+* **Throttling is flow control, not failure.** Entries refused because their partition is over its
+  write budget (``TooManyRequests``: 1 MB/s per partition) do not use up attempts: they are sent again
+  after a pause as long as the bytes refused take at that rate (at least the backoff), until
+  ``deadline`` (a ``time.monotonic()`` value: the invocation's end, less what the caller needs after)
+  or, without one, ``max_throttle_seconds`` of pauses. Several fetches writing one partition at once
+  thus share its budget instead of failing their windows and writing them all again on the retry.
 
 The body is serialized here (orjson, exact size known) and handed to ``StreamClient.put_messages`` as
 bytes, which the SDK sends as-is.
@@ -37,6 +43,10 @@ MAX_REQUEST_BYTES: Final = 1_000_000
 #: The documented key limit.
 MAX_KEY_BYTES: Final = 256
 DEFAULT_MAX_MESSAGES: Final = 1_000
+#: What a partition takes per second (documented: 1 MB/s), to pace entries it throttled.
+PARTITION_WRITE_BYTES_PER_SECOND: Final = 1_000_000
+#: Entry errors that mean "this partition is over its write budget now".
+THROTTLED: Final = frozenset({"TooManyRequests", "Throttled", "429"})
 
 _ENVELOPE = len(b'{"messages":[]}')
 #: ``{"key":"…","value":"…"}`` minus the two payloads, plus the separating comma
@@ -119,7 +129,8 @@ class StreamProducer:
 
     def __init__(self, client: Any, stream_id: str, *, max_request_bytes: int = MAX_REQUEST_BYTES,
                  max_messages: int = DEFAULT_MAX_MESSAGES, max_attempts: int = 5, backoff_seconds: float = 0.5,
-                 max_backoff_seconds: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_backoff_seconds: float = 10.0, max_throttle_seconds: float = 120.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if max_request_bytes <= _ENVELOPE + _ENTRY or max_messages < 1 or max_attempts < 1:
             raise ValueError("max_request_bytes, max_messages and max_attempts are too small")
         self.client = client
@@ -129,6 +140,9 @@ class StreamProducer:
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.max_throttle_seconds = max_throttle_seconds
+        #: when throttled entries stop being retried (``time.monotonic()``); None: ``max_throttle_seconds``
+        self.deadline: float | None = None
         self.sleep = sleep
         self.stats = ProducerStats()
 
@@ -142,15 +156,17 @@ class StreamProducer:
                 raise MessageTooLarge(i, encoded.size - 1 + _ENVELOPE, self.max_request_bytes)
             pending.append(encoded)
         results: list[Written | None] = [None] * len(pending)
-        attempt = 0
+        attempt = 0  # rounds with failures other than throttling
+        throttled_for = 0.0  # seconds paused for throttling
+        delay = 0.0
         last_errors: dict[str, int] = {}
         sample = ""
+        first = True
         while pending:
-            attempt += 1
-            if attempt > 1:
+            if not first:
                 self.stats.retried_entries += len(pending)
-                delay = min(self.backoff_seconds * 2 ** (attempt - 2), self.max_backoff_seconds)
-                self.sleep(delay * (0.5 + random.random() / 2) if delay else 0.0)
+                self.sleep(delay)
+            first = False
             failed: list[_Encoded] = []
             last_errors = {}
             for batch in self._batches(pending, limit):
@@ -161,12 +177,29 @@ class StreamProducer:
                         sample = f"{entry.error}: {entry.error_message}"
                     else:
                         results[encoded.index] = Written(str(entry.partition), int(entry.offset))
-            if failed:
-                log.warning("PutMessages to %s: %d of %d entries failed (attempt %d of %d): %s", self.stream_id,
-                            len(failed), len(pending), attempt, self.max_attempts, last_errors)
             pending = failed
-            if pending and attempt >= self.max_attempts:
+            if not pending:
+                break
+            if set(last_errors) <= THROTTLED:
+                # the partition's budget: wait as long as what it refused takes at its rate, then again
+                refused = sum(e.size for e in pending)
+                delay = min(max(refused / PARTITION_WRITE_BYTES_PER_SECOND, self.backoff_seconds),
+                            self.max_backoff_seconds) * (0.75 + random.random() / 2)
+                throttled_for += delay
+                over = (time.monotonic() + delay > self.deadline if self.deadline is not None
+                        else throttled_for > self.max_throttle_seconds)
+                log.info("PutMessages to %s: %d of %d entries throttled; again in %.1f s", self.stream_id,
+                         len(pending), len(messages), delay)
+                if over:
+                    raise PutMessagesError(self.stream_id, len(pending), len(messages), last_errors, sample)
+                continue
+            attempt += 1
+            log.warning("PutMessages to %s: %d entries failed (attempt %d of %d): %s", self.stream_id,
+                        len(pending), attempt, self.max_attempts, last_errors)
+            if attempt >= self.max_attempts:
                 raise PutMessagesError(self.stream_id, len(pending), len(messages), last_errors, sample)
+            delay = min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
+            delay *= 0.5 + random.random() / 2
         return [r for r in results if r is not None]
 
     def _batches(self, entries: list[_Encoded], limit: int) -> list[list[_Encoded]]:

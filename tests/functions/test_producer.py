@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,13 +105,52 @@ def test_only_failed_entries_are_retried(factory: OciClientFactory, stream: Any,
 
 def test_persistent_entry_failures_raise(factory: OciClientFactory, stream: Any,
                                          ocisim_control: OcisimControl) -> None:
-    ocisim_control.fault(service="streaming", operation="PutMessages.entry", status=429, after=5)
+    ocisim_control.fault(service="streaming", operation="PutMessages.entry", status=500,
+                         code="InternalServerError", after=5)
     p = producer(factory, stream, max_attempts=3)
     with pytest.raises(PutMessagesError) as err:
         p.put([(f"k{i}".encode(), b"v") for i in range(10)])
     assert err.value.failed == 5
-    assert err.value.errors == {"TooManyRequests": 5}
+    assert err.value.errors == {"InternalServerError": 5}
     assert "5 of 10" in str(err.value)
+    assert p.stats.requests == 3  # three attempts
+
+
+def test_throttled_entries_wait_for_the_partitions_budget_instead_of_failing(
+        factory: OciClientFactory, ocisim: OcisimServer, ocisim_control: OcisimControl) -> None:
+    """ocisim enforces 1 MB/s per partition on its virtual clock; the producer's pauses advance that clock, so
+    3 MB into one partition take about three seconds of pauses and no attempt is spent on them."""
+    one = make_stream(factory, ocisim, "narrow", partitions=1)
+    ocisim_control.freeze()
+    ocisim_control.settings(streamingLimits=True)
+    paused: list[float] = []
+
+    def pause(seconds: float) -> None:
+        paused.append(seconds)
+        ocisim_control.advance(seconds)
+
+    p = StreamProducer(factory.stream(one.messages_endpoint), one.id, sleep=pause, max_attempts=2)
+    values = [(f"k{i}".encode(), bytes([65 + i % 26]) * 30_000) for i in range(100)]  # 3 MB
+    written = p.put(values)
+    assert len(written) == 100
+    assert len(paused) >= 2  # throttled more times than max_attempts allows for failures ...
+    assert 1.5 < sum(paused) < 12  # ... and paused about as long as the bytes take at 1 MB/s
+    assert sorted(m["value"] for m in dump(ocisim_control, one.id)) == sorted(v for _, v in values)  # each once
+
+
+def test_throttling_gives_up_at_the_deadline(factory: OciClientFactory, ocisim: OcisimServer,
+                                             ocisim_control: OcisimControl) -> None:
+    ocisim_control.fault(service="streaming", operation="PutMessages.entry", status=429, after=5)
+    p = producer(factory, stream=make_stream(factory, ocisim, "always-throttled"), max_throttle_seconds=30)
+    with pytest.raises(PutMessagesError) as err:
+        p.put([(f"k{i}".encode(), b"v") for i in range(10)])
+    assert err.value.errors == {"TooManyRequests": 5}
+    assert p.stats.requests > 5  # retried well past max_attempts, until 30 s of pauses
+    p.deadline = time.monotonic() - 1  # an invocation out of time: the first throttle ends it
+    before = p.stats.requests
+    with pytest.raises(PutMessagesError):
+        p.put([(f"k{i}".encode(), b"v") for i in range(10)])
+    assert p.stats.requests == before + 1
 
 
 def test_whole_request_errors_are_retried_by_the_client(factory: OciClientFactory, stream: Any,
