@@ -102,7 +102,7 @@ class HecReceiver:
         self.ack_queries: list[list[int]] = []
         self.connections = 0
         self.errors = 0
-        self._script: collections.deque[Failure] = collections.deque()
+        self._script: collections.deque[Failure | None] = collections.deque()
         self._lock = threading.Lock()
         self._next_ack: dict[str, int] = collections.defaultdict(int)
         self._pending_acks: dict[str, set[int]] = collections.defaultdict(set)
@@ -123,7 +123,8 @@ class HecReceiver:
         self._server.server_close()
         self._thread.join(5)
 
-    def script(self, *failures: Failure) -> None:
+    def script(self, *failures: Failure | None) -> None:
+        """Answer the next event requests with these, in order (None: process that one normally)."""
         with self._lock:
             self._script.extend(failures)
 

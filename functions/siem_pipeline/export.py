@@ -44,7 +44,7 @@ import orjson
 
 from siem_pipeline.consumer import Batch, GroupReader, Message
 from siem_pipeline.dedup import IdStore, RecentIds, digest
-from siem_pipeline.destinations.base import Destination
+from siem_pipeline.destinations.base import Destination, DestinationError
 from siem_pipeline.formats.common import EventShapeError, TextEvent, check_required, normalize, read_text_event
 from siem_pipeline.producer import StreamProducer, fits_alone
 from siem_pipeline.redact import Redactor
@@ -361,14 +361,17 @@ class Exporter:
         delivered = 0
         if payloads:
             self.reader.heartbeat_if_due()
-            result = self.destination.send(payloads)
+            try:
+                result = self.destination.send(payloads)
+            except DestinationError as err:
+                # nothing is committed; what the SIEM took before the failure is not sent again by the retry
+                self._remember([to_send[i][2] for i in err.accepted])
+                raise
             counts.requests += result.requests
             counts.wire_bytes += result.wire_bytes
             delivered = len(result.accepted)
-            if delivered:  # remembered as soon as the SIEM has them, so a retry after a failure below skips them
-                added = recent.add_digests([to_send[i][2] for i in result.accepted])
-                if self.id_store is not None:
-                    self.id_store.append(added, recent.to_bytes)
+            # remembered as soon as the SIEM has them, so a retry after a failure below skips them
+            self._remember([to_send[i][2] for i in result.accepted])
             for rejected in result.rejected:
                 parsed, event_id, _ = to_send[rejected.index]
                 letters.append(DeadLetter(parsed.message, rejected.reason, event_id, parsed.raw, parsed.replays))
@@ -380,6 +383,14 @@ class Exporter:
         if letters:
             log.warning("batch of %d: %d dead-lettered (first: %s)", len(batch.messages), len(letters),
                         letters[0].reason[:200])
+
+
+    def _remember(self, keys: list[bytes]) -> None:
+        """Add delivered events' digests to the recent ids, and to the id store."""
+        if keys:
+            added = self.recent.add_digests(keys)
+            if self.id_store is not None:
+                self.id_store.append(added, self.recent.to_bytes)
 
 
 def replay_dead_letters(reader: GroupReader, destination: Destination, dead_letters: DeadLetterWriter, *,

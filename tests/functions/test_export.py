@@ -213,6 +213,26 @@ def test_a_busy_siem_commits_nothing_then_catches_up(streams: Streams, hec: HecR
     assert sorted(hec.event_ids()) == sorted(f"b-{i}" for i in range(10))
 
 
+def test_what_the_siem_took_before_a_later_request_failed_is_not_sent_again(streams: Streams, hec: HecReceiver,
+                                                                           pki: Pki, tmp_path: Path) -> None:
+    """A batch goes out in several requests; the first is indexed, the second stays busy: nothing is committed,
+    and the retry (the next invocation, with the id file the function keeps) skips the events the SIEM already
+    has (the chaos soak's duplicates)."""
+    streams.put_events([event(f"s-{i}") for i in range(30)])
+    hec.script(None, *[Failure(503, 9)] * 3)
+    store = FileIdStore(tmp_path / "ids")
+    with hec_client(hec, pki, max_batch_events=10) as dest, pytest.raises(DestinationError) as failed:
+        Exporter(streams.reader(limit=30), dest, streams.dlq_writer(), id_store=store).run()
+    assert list(failed.value.accepted) == list(range(10))
+    assert all(offset is None for offset in streams.committed())
+    assert len(hec.event_ids()) == 10
+    with hec_client(hec, pki, max_batch_events=10) as dest:
+        counts = Exporter(streams.reader(limit=30), dest, streams.dlq_writer(), id_store=store).run()
+    ids = hec.event_ids()
+    assert sorted(ids) == sorted(f"s-{i}" for i in range(30))  # each once
+    assert (counts.exported, counts.duplicates) == (20, 10)
+
+
 def test_token_error_commits_nothing_and_never_shows_the_token(streams: Streams, pki: Pki,
                                                                ocisim_control: OcisimControl,
                                                                caplog: pytest.LogCaptureFixture) -> None:

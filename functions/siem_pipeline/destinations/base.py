@@ -49,7 +49,12 @@ GZIP_BACKEND: Final = "isal" if _HAVE_ISAL else "zlib"
 
 
 class DestinationError(Exception):
-    """The batch was not (or not provably) delivered; retry later. Nothing may be committed."""
+    """The batch was not (or not provably) delivered; retry later. Nothing may be committed.
+
+    ``accepted``: the positions in the batch the destination did take before the failure (an earlier request
+    of a batch sent in several), so the caller can remember them and not send them again."""
+
+    accepted: Sequence[int] = ()
 
 
 class DestinationConfigError(DestinationError):

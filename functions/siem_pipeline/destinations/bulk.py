@@ -152,8 +152,12 @@ class BulkClient(HttpDestination):
     def send(self, payloads: Sequence[bytes]) -> BatchResult:
         result = BatchResult()
         queue = list(chunks(payloads, self.max_batch_bytes, self.max_batch_events, overhead=0))
-        while queue:
-            self._send_group(payloads, queue.pop(0), result, queue)
+        try:
+            while queue:
+                self._send_group(payloads, queue.pop(0), result, queue)
+        except DestinationError as err:
+            err.accepted = list(result.accepted)  # stored before the failure
+            raise
         result.check_complete(len(payloads))
         return result
 

@@ -206,10 +206,14 @@ class HecClient(HttpDestination):
     def send(self, payloads: Sequence[bytes]) -> BatchResult:
         result = BatchResult()
         pending: dict[int, tuple[list[int], float, int]] = {}  # ackId -> (indices, deadline, resends)
-        for group in chunks(payloads, self.max_batch_bytes, self.max_batch_events):
-            self._deliver(payloads, group, result, pending, 0)
-        if pending:
-            self._await_acks(payloads, result, pending)
+        try:
+            for group in chunks(payloads, self.max_batch_bytes, self.max_batch_events):
+                self._deliver(payloads, group, result, pending, 0)
+            if pending:
+                self._await_acks(payloads, result, pending)
+        except DestinationError as err:
+            err.accepted = list(result.accepted)  # indexed (acknowledged, with acks on) before the failure
+            raise
         result.check_complete(len(payloads))
         return result
 
