@@ -16,11 +16,13 @@
   A retried entry gets a new offset, so the order of the messages in a partition is the order they
   were accepted in, not the order given.
 * **Throttling is flow control, not failure.** Entries refused because their partition is over its
-  write budget (``TooManyRequests``: 1 MB/s per partition) do not use up attempts: they are sent again
-  after a pause as long as the bytes refused take at that rate (at least the backoff), until
-  ``deadline`` (a ``time.monotonic()`` value: the invocation's end, less what the caller needs after)
-  or, without one, ``max_throttle_seconds`` of pauses. Several fetches writing one partition at once
-  thus share its budget instead of failing their windows and writing them all again on the retry.
+  write budget (``TooManyRequests``: 1 MB/s per partition) do not use up attempts. The requests after
+  the one that met the throttle are held back (they would be refused too), and after a pause as long as
+  the refused bytes take at that rate (at most a second: a partition's bucket holds one second of
+  budget) the refused and held-back entries go on, until ``deadline`` (a ``time.monotonic()`` value:
+  the invocation's end, less what the caller needs after) or, without one, ``max_throttle_seconds`` of
+  pauses. Several fetches writing one partition at once thus share its budget instead of failing their
+  windows and writing them all again on the retry.
 
 The body is serialized here (orjson, exact size known) and handed to ``StreamClient.put_messages`` as
 bytes, which the SDK sends as-is.
@@ -169,37 +171,47 @@ class StreamProducer:
             first = False
             failed: list[_Encoded] = []
             last_errors = {}
-            for batch in self._batches(pending, limit):
+            throttled_bytes = 0
+            batches = self._batches(pending, limit)
+            sent = 0
+            for batch in batches:
+                sent += 1
                 for encoded, entry in zip(batch, self._send(batch), strict=True):
                     if entry.error:
                         failed.append(encoded)
                         last_errors[entry.error] = last_errors.get(entry.error, 0) + 1
                         sample = f"{entry.error}: {entry.error_message}"
+                        if entry.error in THROTTLED:
+                            throttled_bytes += encoded.size
                     else:
                         results[encoded.index] = Written(str(entry.partition), int(entry.offset))
-            pending = failed
+                if throttled_bytes:
+                    break  # a partition is full: the next requests would be refused too
+            pending = failed + [encoded for batch in batches[sent:] for encoded in batch]
             if not pending:
                 break
             if set(last_errors) <= THROTTLED:
-                # the partition's budget: wait as long as what it refused takes at its rate, then again
-                refused = sum(e.size for e in pending)
-                delay = min(max(refused / PARTITION_WRITE_BYTES_PER_SECOND, self.backoff_seconds),
-                            self.max_backoff_seconds) * (0.75 + random.random() / 2)
+                # flow control: a partition's bucket holds a second of its budget, so wait until it has room for
+                # what it refused (at most that second), and go on from there
+                delay = min(max(throttled_bytes / PARTITION_WRITE_BYTES_PER_SECOND, 0.05), 1.0)
+                delay *= 0.75 + random.random() / 2
                 throttled_for += delay
                 over = (time.monotonic() + delay > self.deadline if self.deadline is not None
                         else throttled_for > self.max_throttle_seconds)
-                log.info("PutMessages to %s: %d of %d entries throttled; again in %.1f s", self.stream_id,
-                         len(pending), len(messages), delay)
+                log.debug("PutMessages to %s: %d entries throttled; again in %.2f s", self.stream_id,
+                          len(failed), delay)
                 if over:
                     raise PutMessagesError(self.stream_id, len(pending), len(messages), last_errors, sample)
                 continue
             attempt += 1
             log.warning("PutMessages to %s: %d entries failed (attempt %d of %d): %s", self.stream_id,
-                        len(pending), attempt, self.max_attempts, last_errors)
+                        len(failed), attempt, self.max_attempts, last_errors)
             if attempt >= self.max_attempts:
                 raise PutMessagesError(self.stream_id, len(pending), len(messages), last_errors, sample)
             delay = min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
             delay *= 0.5 + random.random() / 2
+        if throttled_for:
+            log.info("PutMessages to %s: paused %.1f s in all for throttled partitions", self.stream_id, throttled_for)
         return [r for r in results if r is not None]
 
     def _batches(self, entries: list[_Encoded], limit: int) -> list[list[_Encoded]]:
