@@ -28,7 +28,9 @@ A window that fails (after the client's retries) does not stop the others. It is
 work stream with ``attempt + 1`` and announced in a new fetch request; after ``item_max_attempts`` the
 invocation raises :class:`FetchFailed` once the rest is done, so ONS redelivers the request. Finally
 ``health/fetch/<region>`` (and ``health/fetch-errors/<region>``) records are written and, if events
-were written, the export topic is signalled.
+were written, the export topic is signalled. A fetch still writing after ``EARLY_SIGNAL_SECONDS`` (15 s)
+signals the export already, and again at that interval, so that a large run is delivered while it is
+fetched, not after (the ``events`` of one request's signals add up to what it wrote).
 
 A crash anywhere is recovered by running again: events already put are put again (at-least-once;
 export deduplicates on eventId) and the watermark still only moves forward. If fetch is never re-run,
@@ -74,6 +76,9 @@ Clock = Callable[[], dt.datetime]
 DEADLINE_MARGIN_SECONDS = 30.0
 #: events handed to the producer at a time
 PUT_CHUNK = 2_000
+#: a fetch still writing after this long signals the export already (then again at this interval), so the
+#: export delivers while fetch writes instead of after it; ONS allows 60 publishes a minute per topic
+EARLY_SIGNAL_SECONDS = 15.0
 #: the start of an oversize event kept in its dead-letter record
 MAX_DLQ_EVENT_TEXT = 900_000
 
@@ -151,6 +156,11 @@ class Fetcher:
         self.source = AuditSource(factory, retry_total_seconds=config.audit_retry_seconds)
         self.filter = config.event_filter()
         self.region = config.pipeline_region or factory.region
+        # early export signals (see _signal_early): when the last went, events written since, the request's run
+        self._signalled = time.monotonic()
+        self._unsignalled = 0
+        self._early = 0
+        self._run: str | None = None
 
     # -- reading the request ---------------------------------------------------------------------------
 
@@ -188,6 +198,7 @@ class Fetcher:
         """Process the request's items; those not started when the time budget (``max_seconds``, and
         ``deadline`` less a margin) runs out are handed on in a continuation request."""
         started = time.monotonic()
+        self._signalled, self._unsignalled, self._early, self._run = started, 0, 0, request.run
         budget = self.config.fetch_max_seconds
         if deadline is not None:
             left = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
@@ -223,7 +234,8 @@ class Fetcher:
             log.error("fetch: writing health failed: %s", exc)
             problems.append(exc)
         if result.events and self.config.export_topic_id:
-            body = orjson.dumps({"v": 1, "type": "export", "events": result.events,
+            # the events not announced by an early signal (the signals of one request add up to its events)
+            body = orjson.dumps({"v": 1, "type": "export", "events": result.events - self._early,
                                  "windows": result.count("done"), "run": request.run}).decode()
             try:
                 self._publish(self.config.export_topic_id, "siem export", body)
@@ -273,7 +285,25 @@ class Fetcher:
             self.events.put(messages[at:at + PUT_CHUNK])
         if oversize:
             self._dead_letter(item, oversize)
+        self._unsignalled += len(messages)
+        self._signal_early()
         return len(messages), len(oversize)
+
+    def _signal_early(self) -> None:
+        """Signal the export while a long fetch is still writing (best effort: the final signal follows)."""
+        now = time.monotonic()
+        if not (self.config.export_topic_id and self._unsignalled and now - self._signalled >= EARLY_SIGNAL_SECONDS):
+            return
+        body = orjson.dumps({"v": 1, "type": "export", "events": self._unsignalled, "windows": 0,
+                             "run": self._run, "early": True}).decode()
+        self._signalled = now
+        try:
+            self._publish(self.config.export_topic_id, "siem export", body)
+        except Exception as exc:  # noqa: BLE001 - the signal at the end of the invocation still comes
+            log.warning("fetch: an early export signal failed: %s", exc)
+            return
+        self._early += self._unsignalled
+        self._unsignalled = 0
 
     def _dead_letter(self, item: WorkItem, oversize: list[tuple[dict[str, Any], int]]) -> None:
         if self.dlq is None:

@@ -12,6 +12,7 @@ import pytest
 
 from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
+from siem_pipeline import fetch as fetch_module
 from siem_pipeline.collect_config import CollectConfig
 from siem_pipeline.fanout import Fanout
 from siem_pipeline.fetch import Fetcher, FetchFailed, FetchResult
@@ -141,6 +142,26 @@ def test_every_event_of_every_region_and_compartment_is_collected(factory: OciCl
     assert exports
     assert {e["type"] for e in exports} == {"export"}
     assert sum(e["events"] for e in exports) == len(collected)
+
+
+def test_a_long_fetch_signals_the_export_while_it_writes(factory: OciClientFactory, ocisim: OcisimServer,
+                                                         ocisim_control: OcisimControl,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the early-signal interval at 0, every page written is announced at once; the request's signals
+    still add up to the events it wrote, and the last one comes after the last write."""
+    monkeypatch.setattr(fetch_module, "EARLY_SIGNAL_SECONDS", 0.0)
+    ocisim_control.settings(auditPageSize=50)
+    pipeline = Pipeline(ocisim, ocisim_control, factory, SIEM_WINDOW_INTERVAL_MINUTES=5, SIEM_WINDOW_DELAY_MINUTES=5,
+                        SIEM_BACKFILL_START=format_time(T0 - 40 * MIN))
+    _config, fanout, fetcher = parts(pipeline, factory)
+    generated = set(generate(ocisim_control, "us-ashburn-1", T0 - 40 * MIN, T0 - 20 * MIN, 400, seed=4))
+    fanout.run(now(ocisim_control))  # first sight: the backfill takes the history
+    drain(pipeline, fetcher)
+    assert generated <= set(pipeline.event_ids())
+    signals = [orjson.loads(b) for b in published(ocisim_control, pipeline.export_topic.topic_id)]
+    early = [s for s in signals if s.get("early")]
+    assert len(early) >= 8  # 400 events in pages of 50, each page announced as it was written
+    assert sum(s["events"] for s in signals) == len(pipeline.event_ids())  # nothing announced twice
 
 
 # -- exact ranges ------------------------------------------------------------------------------------------
