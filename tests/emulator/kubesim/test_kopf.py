@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,7 +31,22 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
         time.sleep(0.05)
 
 
-def test_kopf_operator_lifecycle(kubesim: KubesimServer, kubesim_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def own_registry() -> Iterator[kopf.OperatorRegistry]:
+    """kopf registers the handlers of a file it loads in its process-wide default registry: the gadget operator's
+    (its login activity among them) would then run in every later in-process operator of the suite. This test's
+    operator gets a registry of its own, and the default one is put back after it."""
+    saved = kopf.get_default_registry()
+    registry = kopf.OperatorRegistry()
+    kopf.set_default_registry(registry)
+    try:
+        yield registry
+    finally:
+        kopf.set_default_registry(saved)
+
+
+def test_kopf_operator_lifecycle(kubesim: KubesimServer, kubesim_client: Any, monkeypatch: pytest.MonkeyPatch,
+                                 own_registry: kopf.OperatorRegistry) -> None:
     kubesim.register_crd(CRD_PATH)
     monkeypatch.setenv("KUBESIM_URL", kubesim.url)
     objects = kubernetes.client.CustomObjectsApi(kubesim_client)
@@ -44,7 +59,8 @@ def test_kopf_operator_lifecycle(kubesim: KubesimServer, kubesim_client: Any, mo
         listed = core.list_namespaced_event("default", field_selector=f"involvedObject.uid={uid}")
         return [e.reason or "" for e in listed.items]
 
-    with kopf.testing.KopfRunner(["run", "--standalone", "--all-namespaces", str(OPERATOR)], timeout=60) as runner:
+    with kopf.testing.KopfRunner(["run", "--standalone", "--all-namespaces", str(OPERATOR)], timeout=60,
+                                 registry=own_registry) as runner:
         objects.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, gadget("g1", size=4))
         ready = wait_for(lambda: (obj := get()).get("status", {}).get("phase") == "Ready" and obj)
         uid = ready["metadata"]["uid"]
