@@ -1,3 +1,3 @@
 from __future__ import annotations
 
-pytest_plugins = ["ocisim.testing", "kubesim.testing"]
+pytest_plugins = ["ocisim.testing", "kubesim.testing", "tests.support.fixtures"]

@@ -1,4 +1,5 @@
-"""Fixtures of the chaos suite (see :mod:`tests.chaos.harness` for the profiles)."""
+"""Fixtures of the chaos suite (see :mod:`tests.chaos.harness` for the profiles); ``pki``, ``hec`` and ``factory``
+are the shared ones of :mod:`tests.support.fixtures`."""
 
 from __future__ import annotations
 
@@ -8,12 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ocisim import OcisimServer
-from siem_pipeline.oci_clients import CircuitBreakerPolicy, ClientSettings, ConfigFileAuth, OciClientFactory
 from tests.chaos.harness import LONG, Results, results_path
-from tests.e2e.test_pipeline import TOKEN
-from tests.support.hec_receiver import HecReceiver
-from tests.support.tls import Pki, make_pki
 
 
 @pytest.fixture(scope="session")
@@ -21,26 +17,6 @@ def chaos_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Results]
     results = Results(results_path(tmp_path_factory.getbasetemp()))
     yield results
     results.write()
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def hec(pki: Pki) -> Iterator[HecReceiver]:
-    with HecReceiver(token=TOKEN, tls=pki.server_context()) as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def factory(ocisim: OcisimServer) -> Iterator[OciClientFactory]:
-    assert ocisim.state_dir is not None
-    settings = ClientSettings.fast(endpoint_template=ocisim.endpoint_template,
-                                   circuit_breaker=CircuitBreakerPolicy(enabled=False))
-    with OciClientFactory(ConfigFileAuth(path=str(ocisim.state_dir / "config")), settings) as built:
-        yield built
 
 
 @pytest.fixture

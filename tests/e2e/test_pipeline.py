@@ -22,7 +22,7 @@ import base64
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,14 @@ from siem_operator.children import ChildKind, Ref, resolve
 from siem_operator.desired import desired_children
 from siem_operator.naming import PipelineIdentity, retry_token
 from siem_pipeline.formats.common import epoch_seconds
-from siem_pipeline.oci_clients import CircuitBreakerPolicy, ClientSettings, ConfigFileAuth, OciClientFactory
+from siem_pipeline.oci_clients import OciClientFactory
 from siem_pipeline.producer import StreamProducer
 from siem_pipeline.redact import Redactor
 from siem_pipeline.state import StateStore
 from siem_pipeline.windows import PairKey, format_time, parse_time
+from tests.support.fixtures import TOKEN as TOKEN  # re-exported: the chaos suite imports it from here
 from tests.support.hec_receiver import Failure, HecReceiver
-from tests.support.tls import Pki, make_pki
+from tests.support.tls import Pki
 
 pytestmark = pytest.mark.slow
 
@@ -52,29 +53,8 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "iad.ocir.io/ocisim/siem-functions:0.1.0"
 HOME = "us-ashburn-1"
 REGIONS = ("us-ashburn-1", "us-phoenix-1", "eu-frankfurt-1")
-TOKEN = "6b1c9f4e-2d3a-4e5f-8a7b-9c0d1e2f3a4b"
 DELAY_MINUTES = 2
 MIN = dt.timedelta(minutes=1)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def hec(pki: Pki) -> Iterator[HecReceiver]:
-    with HecReceiver(token=TOKEN, tls=pki.server_context()) as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def factory(ocisim: OcisimServer) -> Iterator[OciClientFactory]:
-    assert ocisim.state_dir is not None
-    settings = ClientSettings.fast(endpoint_template=ocisim.endpoint_template,
-                                   circuit_breaker=CircuitBreakerPolicy(enabled=False))
-    with OciClientFactory(ConfigFileAuth(path=str(ocisim.state_dir / "config")), settings) as built:
-        yield built
 
 
 class Deployed:

@@ -4,7 +4,7 @@ redaction, replay, and the configuration from the environment."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +24,13 @@ from siem_pipeline.export_config import ExportConfig, run_export
 from siem_pipeline.formats.common import epoch_seconds
 from siem_pipeline.oci_clients import OciClientFactory
 from siem_pipeline.producer import StreamProducer
-from tests.functions.collect_support import dump, make_factory, make_stream
+from tests.functions.collect_support import dump, make_stream
 from tests.support.audit_events import event, generated
+from tests.support.fixtures import TOKEN
 from tests.support.hec_receiver import Failure, HecReceiver
-from tests.support.tls import Pki, make_pki
+from tests.support.tls import Pki
 
-TOKEN = "7d3c1f0e-8b2a-4c5d-9e6f-0a1b2c3d4e5f"
 FAST = Backoff(attempts=3, base=0.001, cap=0.01)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def hec(pki: Pki) -> Iterator[HecReceiver]:
-    with HecReceiver(token=TOKEN, tls=pki.server_context()) as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def factory(ocisim: OcisimServer) -> Iterator[OciClientFactory]:
-    with make_factory(ocisim) as built:
-        yield built
 
 
 class Streams:

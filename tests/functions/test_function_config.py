@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,32 +30,22 @@ from siem_pipeline.export_config import ExportConfig, core, read_ca_bundle, run_
 from siem_pipeline.fn import Invocation
 from siem_pipeline.oci_clients import OciClientFactory
 from siem_pipeline.workitems import FetchRequest
-from tests.functions.collect_support import Pipeline, dump, make_factory, published
+from tests.functions.collect_support import Pipeline, dump, published
 from tests.functions.test_fetch import T0, generate, now, parts
+from tests.support.fixtures import TOKEN
 from tests.support.hec_receiver import HecReceiver
-from tests.support.tls import Pki, make_pki
+from tests.support.tls import Pki
 
-TOKEN = "0f9e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f"
 MIN = dt.timedelta(minutes=1)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
 @pytest.fixture
-def hec(pki: Pki) -> Iterator[HecReceiver]:
-    with HecReceiver(token=TOKEN, tls=pki.server_context()) as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def factory(ocisim: OcisimServer, ocisim_control: OcisimControl) -> Iterator[OciClientFactory]:
+def factory(factory: OciClientFactory, ocisim_control: OcisimControl) -> OciClientFactory:
+    """The shared factory (:mod:`tests.support.fixtures`), on an ocisim frozen at ``T0`` that keeps no audit
+    records of the tests' own API calls."""
     ocisim_control.freeze(T0.isoformat().replace("+00:00", "Z"))
     ocisim_control.settings(auditApiCalls=False)
-    with make_factory(ocisim) as built:
-        yield built
+    return factory
 
 
 def vault_secret(factory: OciClientFactory, control: OcisimControl, ocisim: OcisimServer, name: str,
