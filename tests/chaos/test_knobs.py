@@ -37,6 +37,25 @@ def _stream(ocisim: OcisimServer, config: dict[str, Any], name: str) -> tuple[An
     return client, stream.id
 
 
+def _subscribed(ocisim: OcisimServer, ocisim_control: OcisimControl, oci_config: dict[str, Any], receiver: Receiver,
+                name: str) -> tuple[Any, Any, Any]:
+    """A topic with a confirmed CUSTOM_HTTPS subscription to ``receiver`` (its confirmation delivered), ocisim's
+    clock frozen, and a client that publishes to the topic without retrying: (topic, subscription, publisher)."""
+    cp = sdk_client(ocisim, oci.ons.NotificationControlPlaneClient, oci_config, service="notification")
+    dp = sdk_client(ocisim, oci.ons.NotificationDataPlaneClient, oci_config, service="notification")
+    topic = cp.create_topic(ons.CreateTopicDetails(name=name, compartment_id=ocisim.tenancy_id)).data
+    sub = dp.create_subscription(ons.CreateSubscriptionDetails(
+        topic_id=topic.topic_id, compartment_id=ocisim.tenancy_id, protocol="CUSTOM_HTTPS",
+        endpoint=receiver.url)).data
+    ocisim_control.request("POST", f"/ons/subscriptions/{sub.id}/confirm")
+    drain(ocisim_control)
+    ocisim_control.freeze()
+    publish = oci.ons.NotificationDataPlaneClient(
+        oci_config, service_endpoint=topic.api_endpoint, retry_strategy=oci.retry.NoneRetryStrategy(),
+        circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy())
+    return topic, sub, publish
+
+
 def test_a_cursor_expires_early_on_its_stream_only(ocisim: OcisimServer, ocisim_control: OcisimControl,
                                                    oci_config: dict[str, Any]) -> None:
     client, stream_id = _stream(ocisim, oci_config, "expiring")
@@ -61,22 +80,11 @@ def test_a_cursor_expires_early_on_its_stream_only(ocisim: OcisimServer, ocisim_
 
 def test_a_failing_delivery_never_reaches_the_subscriber_and_ons_retries_it(
         ocisim: OcisimServer, ocisim_control: OcisimControl, oci_config: dict[str, Any], receiver: Receiver) -> None:
-    cp = sdk_client(ocisim, oci.ons.NotificationControlPlaneClient, oci_config, service="notification")
-    dp = sdk_client(ocisim, oci.ons.NotificationDataPlaneClient, oci_config, service="notification")
-    topic = cp.create_topic(ons.CreateTopicDetails(name="chaos", compartment_id=ocisim.tenancy_id)).data
-    sub = dp.create_subscription(ons.CreateSubscriptionDetails(
-        topic_id=topic.topic_id, compartment_id=ocisim.tenancy_id, protocol="CUSTOM_HTTPS",
-        endpoint=receiver.url)).data
-    ocisim_control.request("POST", f"/ons/subscriptions/{sub.id}/confirm")
-    drain(ocisim_control)
-    ocisim_control.freeze()
+    topic, sub, publish = _subscribed(ocisim, ocisim_control, oci_config, receiver, "chaos")
     ocisim_control.fault(service="notifications", operation="Delivery", resource=sub.id, status=502, count=1)
     ocisim_control.fault(service="notifications", operation="Delivery", resource=topic.topic_id, action="reset",
                          count=1)
     before = len(receiver.messages())
-    publish = oci.ons.NotificationDataPlaneClient(
-        oci_config, service_endpoint=topic.api_endpoint, retry_strategy=oci.retry.NoneRetryStrategy(),
-        circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy())
     message_id = publish.publish_message(topic.topic_id, ons.MessageDetails(body="hello")).data.message_id
     drain(ocisim_control)
     [record] = deliveries(ocisim_control, messageId=message_id)
@@ -93,19 +101,8 @@ def test_a_failing_delivery_never_reaches_the_subscriber_and_ons_retries_it(
 
 def test_a_delivery_failing_past_the_retry_duration_is_discarded(
         ocisim: OcisimServer, ocisim_control: OcisimControl, oci_config: dict[str, Any], receiver: Receiver) -> None:
-    cp = sdk_client(ocisim, oci.ons.NotificationControlPlaneClient, oci_config, service="notification")
-    dp = sdk_client(ocisim, oci.ons.NotificationDataPlaneClient, oci_config, service="notification")
-    topic = cp.create_topic(ons.CreateTopicDetails(name="doomed", compartment_id=ocisim.tenancy_id)).data
-    sub = dp.create_subscription(ons.CreateSubscriptionDetails(
-        topic_id=topic.topic_id, compartment_id=ocisim.tenancy_id, protocol="CUSTOM_HTTPS",
-        endpoint=receiver.url)).data
-    ocisim_control.request("POST", f"/ons/subscriptions/{sub.id}/confirm")
-    drain(ocisim_control)
-    ocisim_control.freeze()
+    topic, _, publish = _subscribed(ocisim, ocisim_control, oci_config, receiver, "doomed")
     ocisim_control.fault(service="notifications", operation="Delivery", resource=receiver.url, status=503)
-    publish = oci.ons.NotificationDataPlaneClient(
-        oci_config, service_endpoint=topic.api_endpoint, retry_strategy=oci.retry.NoneRetryStrategy(),
-        circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy())
     message_id = publish.publish_message(topic.topic_id, ons.MessageDetails(body="lost")).data.message_id
     for _ in range(130):  # two hours (the default maxRetryDuration) and more, a minute at a time
         ocisim_control.advance(60)
