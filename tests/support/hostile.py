@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import ipaddress
 import socket
 import ssl
 import struct
@@ -26,10 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Self
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from siemsink.tls import CertificateAuthority
 
 #: one connection: the accepted socket and the server (for its stop event and counters)
 Behaviour = Callable[[socket.socket, "HostileServer"], None]
@@ -302,60 +298,19 @@ class BadCertificates:
         return context
 
 
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def _ca(common: str, now: dt.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(_name(common)).issuer_name(_name(common))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=30)).not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
-    return key, cert
-
-
-def _server(directory: Path, name: str, ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], *,
-            hosts: list[x509.GeneralName], valid: tuple[dt.datetime, dt.datetime]) -> tuple[Path, Path]:
-    ca_key, ca_cert = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(valid[0]).not_valid_after(valid[1])
-            .add_extension(x509.SubjectAlternativeName(hosts), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 def bad_certificates(directory: Path) -> BadCertificates:
     """A trusted CA and three server certificates a client that trusts only it must refuse."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
-    trusted = _ca("trusted test CA", now)
-    stranger = _ca("unknown test CA", now)
-    loopback: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    fresh = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=1))
-    ca_path = directory / "ca.pem"
-    ca_path.write_bytes(trusted[1].public_bytes(serialization.Encoding.PEM))
+    # the CAs are older than the expired certificate: its expiry, not theirs, is what a client must refuse
+    trusted = CertificateAuthority("trusted test CA", not_before=now - dt.timedelta(days=30))
+    stranger = CertificateAuthority("unknown test CA", not_before=now - dt.timedelta(days=30))
     return BadCertificates(
-        ca=ca_path,
-        expired=_server(directory, "expired", trusted, hosts=loopback,
-                        valid=(now - dt.timedelta(days=10), now - dt.timedelta(days=1))),
-        wrong_host=_server(directory, "wrong-host", trusted, hosts=[x509.DNSName("siem.elsewhere.example")],
-                           valid=fresh),
-        unknown_ca=_server(directory, "unknown-ca", stranger, hosts=loopback, valid=fresh),
+        ca=trusted.write(directory / "ca.pem"),
+        expired=trusted.issue(directory, "expired", not_before=now - dt.timedelta(days=10),
+                              not_after=now - dt.timedelta(days=1)),
+        wrong_host=trusted.issue(directory, "wrong-host", hosts=("siem.elsewhere.example",)),
+        unknown_ca=stranger.issue(directory, "unknown-ca"),
     )
 
 
