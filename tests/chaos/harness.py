@@ -20,35 +20,17 @@ import select
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from ocisim import OcisimServer
 from ocisim.controlclient import ControlError, OcisimControl
-from siem_operator import spec as s
-from siem_operator.adapters import build_adapters
-from siem_operator.children import PIPELINE_UID_TAG, ChildKind, Observed, Phase, Ref, resolve
-from siem_operator.desired import desired_children
-from siem_operator.naming import PipelineIdentity, retry_token
+from siem_operator.children import PIPELINE_UID_TAG, ChildKind, Observed, Phase
 from siem_pipeline.oci_clients import OciClientFactory
 from siem_pipeline.windows import format_time
-from tests.e2e.test_pipeline import (
-    DELAY_MINUTES,
-    HOME,
-    IMAGE,
-    MIN,
-    REGIONS,
-    ROOT,
-    TOKEN,
-    Deployed,
-    floor_minute,
-    letter_id,
-    real_now,
-)
+from tests.e2e.test_pipeline import Deployed, letter_id
+from tests.support.deployment import MIN, ROOT, real_now
 from tests.support.hec_receiver import HecReceiver
 from tests.support.tls import Pki
 
@@ -201,59 +183,22 @@ class Proxy:
 
 class ChaosPipeline(Deployed):
     """A pipeline as the operator would create it (see :class:`tests.e2e.test_pipeline.Deployed`, whose
-    helpers it keeps), with the scenario's knobs, and able to delete itself the way the operator does."""
+    helpers it keeps) over the compartments ``/``, ``siem``, ``prod`` and ``prod/app``, with the scenario's knobs,
+    and able to delete itself the way the operator does."""
+
+    #: (region, kind, OCID) of what ocisim had before the pipeline's resources were created
+    baseline: set[tuple[str, str, str]]
 
     def __init__(self, ocisim: OcisimServer, control: OcisimControl, factory: OciClientFactory, hec: HecReceiver,
                  pki: Pki, tmp_path: Path, *, url: str | None = None, export_timeout: int | None = None,
                  backfill_minutes: int = 30, retention_hours: int = 24, partitions: int = 2,
                  extra: dict[str, str] | None = None) -> None:
-        self.ocisim, self.control, self.factory, self.hec = ocisim, control, factory, hec
-        control.settings(auditApiCalls=False)
-        control.request("POST", "/functions/images", {"image": IMAGE, "path": str(ROOT / "functions" / "dispatch")})
-        control.freeze()
-        self.tenancy_id = str(control.tenancy()["tenancyId"])
-        self.compartments = {"/": self.tenancy_id}
-        self.compartments["siem"] = str(control.add_compartment("siem")["id"])
-        self.compartments["prod"] = str(control.add_compartment("prod")["id"])
-        self.compartments["prod/app"] = str(control.add_compartment("app", self.compartments["prod"])["id"])
-        vault = control.request("POST", "/vault/vaults", {"compartmentId": self.compartments["siem"],
-                                                          "displayName": "siem"})
-        self.baseline = live_inventory(control)
-        self.backfill_start = floor_minute(real_now()) - backfill_minutes * MIN
-        spec = s.parse_spec({
-            "tenancyId": self.tenancy_id, "compartmentId": self.compartments["siem"], "homeRegion": HOME,
-            "credentials": {"type": "WorkloadIdentity"},
-            "sources": {"regions": list(REGIONS), "schedule": "*/5 * * * *", "delayMinutes": DELAY_MINUTES,
-                        "backfillStart": format_time(self.backfill_start)},
-            "trigger": {"type": "ResourceScheduler"},
-            "streams": {"partitions": partitions, "retentionHours": retention_hours},
-            "functions": {"image": IMAGE, "subnetIds": ["ocid1.subnet.oc1.iad.aaaaaaaae2esubnet"],
-                          **({"export": {"timeoutSeconds": export_timeout}} if export_timeout else {})},
-            "destination": {"hec": {"url": url or hec.url, "token": {"secretRef": {"name": "hec", "key": "token"}},
-                                    "index": "oci_audit"},
-                            "caBundle": {"secretRef": {"name": "hec-ca", "key": "ca.crt"}}},
-            "vault": {"vaultId": vault["vaultId"], "keyId": vault["keyId"]},
-        })
-        self.identity = PipelineIdentity("security", "chaos", str(uuid.uuid4()))
-        config = {"SIEM_OCI_ENDPOINT_TEMPLATE": ocisim.endpoint_template,
-                  "SIEM_DEDUP_FILE": str(tmp_path / "export.ids"),
-                  "SIEM_ITEMS_PER_FETCH": "8", **(extra or {})}
-        self.children = desired_children(spec, self.identity, extra_config=config, secret_values={
-            "token": SecretStr(TOKEN), "ca-bundle": SecretStr(pki.ca.read_text())})
-        self.adapters = build_adapters(factory, HOME)
-        self.ocids: dict[Ref, str] = {}
-        attributes: dict[Ref, dict[str, Any]] = {}
-        for child in self.children:
-            created = self.adapters[child.kind].create(resolve(child, self.ocids, attributes), self.identity.uid,
-                                                       retry_token(self.identity.uid, child.ref))
-            self.ocids[child.ref] = created.ocid
-            if child.kind is ChildKind.STREAM:
-                observed = self.adapters[child.kind].observe(resolve(child, self.ocids, attributes), created.ocid,
-                                                             self.identity.uid)
-                assert observed is not None
-                attributes[child.ref] = dict(observed.properties)
-        self.streams = {ref.key: (self.ocids[ref], attributes[ref]["messages_endpoint"]) for ref in attributes}
-        self.functions = {ref.key: self.ocids[ref] for ref in self.ocids if ref.kind is ChildKind.FUNCTION}
+        super().__init__(ocisim, control, factory, hec, pki, tmp_path, url=url, name="chaos",
+                         compartments=("prod", "prod/app"), extra=extra, export_timeout=export_timeout,
+                         backfill=backfill_minutes * MIN, retention_hours=retention_hours, partitions=partitions)
+
+    def before_children(self) -> None:
+        self.baseline = live_inventory(self.control)
 
     def delete(self) -> None:
         """Delete every child, dependents first (what the operator's finalizer does)."""
@@ -370,9 +315,7 @@ def settle(pipeline: Deployed) -> None:
             if ": 504 " not in str(exc):
                 raise
             continue
-        waiting = [d for d in pipeline.control.request("GET", "/ons/deliveries")
-                   if d["state"] in ("PENDING", "IN_FLIGHT", "RETRY_WAIT")]
-        if not waiting:
+        if not pipeline.undelivered():
             return
         pipeline.control.advance(60)
 

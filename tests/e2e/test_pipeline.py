@@ -20,123 +20,55 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from pydantic import SecretStr
 
 from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
-from siem_operator import spec as s
-from siem_operator.adapters import build_adapters
-from siem_operator.children import ChildKind, Ref, resolve
-from siem_operator.desired import desired_children
-from siem_operator.naming import PipelineIdentity, retry_token
 from siem_pipeline.formats.common import epoch_seconds
 from siem_pipeline.oci_clients import OciClientFactory
 from siem_pipeline.producer import StreamProducer
 from siem_pipeline.redact import Redactor
 from siem_pipeline.state import StateStore
 from siem_pipeline.windows import PairKey, format_time, parse_time
-from tests.support.fixtures import TOKEN as TOKEN  # re-exported: the chaos suite imports it from here
+from tests.support.deployment import HOME as HOME  # the `as` names: re-exported, the chaos suite imports them
+from tests.support.deployment import MIN, PipelineDeployment
+from tests.support.deployment import REGIONS as REGIONS
+from tests.support.deployment import real_now as real_now
+from tests.support.fixtures import TOKEN as TOKEN
 from tests.support.hec_receiver import Failure, HecReceiver
 from tests.support.tls import Pki
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "iad.ocir.io/ocisim/siem-functions:0.1.0"
-HOME = "us-ashburn-1"
-REGIONS = ("us-ashburn-1", "us-phoenix-1", "eu-frankfurt-1")
-DELAY_MINUTES = 2
-MIN = dt.timedelta(minutes=1)
 
+class Deployed(PipelineDeployment):
+    """One pipeline deployed in ocisim (:class:`tests.support.deployment.PipelineDeployment`) on its frozen clock,
+    over every region and the compartments ``/``, ``siem``, ``prod``, ``prod/app`` and ``prod/app/db``; and what
+    the test reads back."""
 
-class Deployed:
-    """One pipeline deployed in ocisim, and what the test reads back."""
+    def __init__(self, ocisim: OcisimServer, control: OcisimControl, factory: OciClientFactory, hec: HecReceiver,
+                 pki: Pki, tmp_path: Path, *, url: str | None = None, name: str = "e2e",
+                 compartments: Sequence[str] = ("prod", "prod/app", "prod/app/db"),
+                 extra: Mapping[str, str] | None = None, **options: Any) -> None:
+        self.ocisim, self.hec = ocisim, hec
+        super().__init__(control, factory, url=url or hec.url, ca_pem=pki.ca.read_text(), tmp=tmp_path, name=name,
+                         endpoint_template=ocisim.endpoint_template, compartments=compartments, freeze=True,
+                         # several fetch requests per run, so several exports start at once (one holds the lease)
+                         extra_config={"SIEM_ITEMS_PER_FETCH": "8", **(extra or {})}, **options)
 
-    def __init__(self, ocisim: OcisimServer, control: OcisimControl, factory: OciClientFactory,
-                 hec: HecReceiver, pki: Pki, tmp_path: Path, *, export_timeout: int | None = None) -> None:
-        self.ocisim, self.control, self.factory, self.hec = ocisim, control, factory, hec
-        control.settings(auditApiCalls=False)  # only generated activity in the audit log
-        control.request("POST", "/functions/images", {"image": IMAGE, "path": str(ROOT / "functions" / "dispatch")})
-        control.freeze()
-        self.tenancy_id = str(control.tenancy()["tenancyId"])
-        self.compartments = {"/": self.tenancy_id}
-        self.compartments["siem"] = str(control.add_compartment("siem")["id"])
-        self.compartments["prod"] = str(control.add_compartment("prod")["id"])
-        self.compartments["prod/app"] = str(control.add_compartment("app", self.compartments["prod"])["id"])
-        self.compartments["prod/app/db"] = str(control.add_compartment("db", self.compartments["prod/app"])["id"])
-        vault = control.request("POST", "/vault/vaults", {"compartmentId": self.compartments["siem"],
-                                                          "displayName": "siem"})
-        self.backfill_start = floor_minute(real_now()) - 30 * MIN
-        spec = s.parse_spec({
-            "tenancyId": self.tenancy_id, "compartmentId": self.compartments["siem"], "homeRegion": HOME,
-            "credentials": {"type": "WorkloadIdentity"},
-            "sources": {"regions": list(REGIONS), "schedule": "*/5 * * * *", "delayMinutes": DELAY_MINUTES,
-                        "backfillStart": format_time(self.backfill_start)},
-            "trigger": {"type": "ResourceScheduler"},
-            "streams": {"partitions": 2, "retentionHours": 24},
-            "functions": {"image": IMAGE, "subnetIds": ["ocid1.subnet.oc1.iad.aaaaaaaae2esubnet"],
-                          **({"export": {"timeoutSeconds": export_timeout}} if export_timeout else {})},
-            "destination": {"hec": {"url": hec.url, "token": {"secretRef": {"name": "hec", "key": "token"}},
-                                    "index": "oci_audit"},
-                            "caBundle": {"secretRef": {"name": "hec-ca", "key": "ca.crt"}}},
-            "vault": {"vaultId": vault["vaultId"], "keyId": vault["keyId"]},
-        })
-        self.identity = PipelineIdentity("security", "e2e", str(uuid.uuid4()))
-        extra = {"SIEM_OCI_ENDPOINT_TEMPLATE": ocisim.endpoint_template,
-                 "SIEM_DEDUP_FILE": str(tmp_path / "export.ids"),  # not shared with other tests' runs
-                 # several fetch requests per run, so several exports start at once (one holds the lease)
-                 "SIEM_ITEMS_PER_FETCH": "8"}
-        children = desired_children(spec, self.identity, extra_config=extra, secret_values={
-            "token": SecretStr(TOKEN), "ca-bundle": SecretStr(pki.ca.read_text())})
-        adapters = build_adapters(factory, HOME)
-        self.ocids: dict[Ref, str] = {}
-        attributes: dict[Ref, dict[str, Any]] = {}
-        for child in children:
-            created = adapters[child.kind].create(resolve(child, self.ocids, attributes), self.identity.uid,
-                                                  retry_token(self.identity.uid, child.ref))
-            self.ocids[child.ref] = created.ocid
-            if child.kind is ChildKind.STREAM:
-                observed = adapters[child.kind].observe(resolve(child, self.ocids, attributes), created.ocid,
-                                                        self.identity.uid)
-                assert observed is not None
-                attributes[child.ref] = dict(observed.properties)
-        self.streams = {ref.key: (self.ocids[ref], attributes[ref]["messages_endpoint"])
-                        for ref in attributes}
-        self.functions = {ref.key: self.ocids[ref] for ref in self.ocids if ref.kind is ChildKind.FUNCTION}
-
-    # -- time and the schedule ---------------------------------------------------------------------------
-
-    def virtual_now(self) -> dt.datetime:
-        return parse_time(self.control.clock()["now"])
-
-    def fire(self) -> None:
-        """Advance the virtual clock just past the next */5 boundary: the schedule invokes fanout once."""
-        now = self.virtual_now()
-        boundary = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) + 5 * MIN
-        before = len(self.invocations("fanout"))
-        self.control.advance((boundary - now).total_seconds() + 1)
-        self.wait(lambda: len(self.invocations("fanout")) > before, "the schedule to run fanout")
-
-    def invocations(self, key: str) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = self.control.request(
-            "GET", f"/functions/invocations?functionId={self.functions[key]}")
-        return records
+    # -- the schedule ----------------------------------------------------------------------------------------
 
     def settle(self, *, retries: bool = False, runs: bool = False) -> None:
         """Wait until every ONS delivery is done; with ``retries``, move the clock on (a minute at a time,
         never to the next schedule run unless ``runs``) to let failed deliveries be retried."""
         while True:
             self.control.request("POST", "/ons/drain", {"timeoutSeconds": 100})
-            waiting = [d for d in self.control.request("GET", "/ons/deliveries")
-                       if d["state"] in ("PENDING", "IN_FLIGHT", "RETRY_WAIT")]
+            waiting = self.undelivered()
             if not waiting:
                 return
             assert retries, f"deliveries still waiting: {waiting}"
@@ -144,18 +76,7 @@ class Deployed:
             assert runs or now.minute % 5 < 4, "a retry would need the clock past the next schedule run"
             self.control.advance(60)
 
-    @staticmethod
-    def wait(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.05)
-
     # -- audit activity ------------------------------------------------------------------------------------
-
-    def horizon(self) -> dt.datetime:
-        """The end of the live window a run started now would fetch (a run a minute later fetches more)."""
-        return floor_minute(real_now() - DELAY_MINUTES * MIN)
 
     def generate(self, region: str, count: int, seed: int, end: dt.datetime,
                  compartment_id: str | None = None) -> list[str]:
@@ -196,9 +117,6 @@ class Deployed:
         stream_id, endpoint = self.streams["events"]
         StreamProducer(self.factory.stream(endpoint), stream_id).put([(key, value)])
 
-    def function_errors(self) -> list[dict[str, Any]]:
-        return [r for key in self.functions for r in self.invocations(key) if r["status"] != 200]
-
 
 def letter_id(letter: dict[str, Any]) -> str | None:
     """The eventId of a dead letter: the record's, or that of the event it holds (an event that could not
@@ -207,14 +125,6 @@ def letter_id(letter: dict[str, Any]) -> str | None:
         return str(letter["eventId"])
     event = letter.get("event")
     return str(event["eventId"]) if isinstance(event, dict) and event.get("eventId") else None
-
-
-def real_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def floor_minute(when: dt.datetime) -> dt.datetime:
-    return when.replace(second=0, microsecond=0)
 
 
 @pytest.fixture
