@@ -19,6 +19,19 @@ invocations that overlap then read the same uncommitted messages, and the SIEM m
 (the eventId dedup and ``_bulk``'s ``create`` absorb most of it): give concurrent exporters distinct
 names when they must split the partitions instead. The SDK client comes from
 ``OciClientFactory.stream(messages_endpoint)`` (with its retry strategy and circuit breaker).
+
+**Following a stream that is still being written** (``linger_seconds``). By default a read returns what
+the partitions hold, possibly nothing, and the export stops at the first empty read: events written a
+moment later wait for the next export invocation. A reader with a linger reads again when a read found
+nothing, for up to ``linger_seconds`` of nothing new, before it returns the empty batch; a read that finds
+messages returns them at once. So an export that follows a fetch still writing delivers each event within
+a poll of its write, and stops only ``linger_seconds`` after the writes stop. While following, a read that
+found the partitions caught up (fewer messages than ``limit``) is followed by the next one only
+``poll_seconds`` (0.3 s) later: at most 4 GetMessages in any second, under Streaming's 5 per second per
+consumer group and partition with one to spare (for the export that may start as this one stops), and
+batches of what 0.3 s brought rather than of a few messages each.
+Reads that return a full batch (a backlog) follow each other at once, as without a linger. A linger never
+waits past ``deadline`` (the caller's time budget).
 """
 
 from __future__ import annotations
@@ -40,6 +53,9 @@ log = logging.getLogger(__name__)
 
 #: GetMessages returns at most 10,000 messages.
 MAX_LIMIT: Final = 10_000
+#: While following a stream (a linger), reads that found it caught up are this far apart: at most 4 GetMessages in any
+#: second, under Streaming's 5 per second per consumer group and partition, with one to spare.
+FOLLOW_POLL_SECONDS: Final = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,9 +107,13 @@ class GroupReader:
 
     def __init__(self, client: Any, stream_id: str, group_name: str, *, instance_name: str | None = "export",
                  start: str = "TRIM_HORIZON", timeout_ms: int = 30_000, limit: int = 1000,
-                 on_gap: Callable[[RetentionGap], None] | None = None) -> None:
+                 on_gap: Callable[[RetentionGap], None] | None = None, linger_seconds: float = 0.0,
+                 poll_seconds: float = FOLLOW_POLL_SECONDS, deadline: float | None = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be 1..{MAX_LIMIT}")
+        if linger_seconds < 0 or poll_seconds <= 0:
+            raise ValueError("linger_seconds must be >= 0 and poll_seconds > 0")
         self.client = client
         self.stream_id = stream_id
         self.group_name = group_name
@@ -112,6 +132,19 @@ class GroupReader:
         self._checked: set[str] = set()
         #: what retention dropped before the group committed it, seen by this reader (see :meth:`read`)
         self.gaps: list[RetentionGap] = []
+        #: follow the stream: read again for up to this long while reads find nothing (see the module docstring)
+        self.linger_seconds = linger_seconds
+        self.poll_seconds = poll_seconds
+        #: no linger past this instant of ``clock`` (None: only the linger bounds it)
+        self.deadline = deadline
+        self._clock = clock
+        self._sleep = sleep
+        #: when the last GetMessages was sent (``clock``), and whether it found the partitions caught up
+        self._last_get: float | None = None
+        self._caught_up = False
+        #: GetMessages sent by this reader, and the reads of them that found nothing
+        self.gets = 0
+        self.empty_gets = 0
 
     def _open(self) -> str:
         if self.on_gap is not None and self.start == "TRIM_HORIZON":
@@ -124,16 +157,45 @@ class GroupReader:
         return cursor
 
     def read(self) -> Batch:
-        """The next messages of the partitions this instance holds (possibly none)."""
+        """The next messages of the partitions this instance holds; none only when there were none for the
+        linger (at once without one, or when the deadline leaves no time for another read)."""
         if self._cursor is None:
             self._cursor = self._open()
+        idle_since: float | None = None  # when the first read of nothing was sent
+        while True:
+            if self.linger_seconds > 0:
+                self._pace()
+            sent = self._clock()
+            batch = self._get(sent)
+            if batch.messages or self.linger_seconds <= 0:
+                return batch
+            if idle_since is None:
+                idle_since = sent
+            next_get = max(self._clock(), sent + self.poll_seconds)
+            if next_get - idle_since > self.linger_seconds or (self.deadline is not None and next_get >= self.deadline):
+                return batch
+
+    def _pace(self) -> None:
+        """After a read that found the partitions caught up, wait until ``poll_seconds`` after it."""
+        if self._caught_up and self._last_get is not None:
+            wait = self._last_get + self.poll_seconds - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+
+    def _get(self, sent: float) -> Batch:
+        assert self._cursor is not None
+        self._last_get = sent
         response = self.client.get_messages(self.stream_id, self._cursor, limit=self.limit)
+        self.gets += 1
         self._last_touch = time.monotonic()
         next_cursor: str = response.headers["opc-next-cursor"]
         self._cursor = next_cursor
         messages = [Message(str(m.partition), int(m.offset),
                             base64.b64decode(m.key) if m.key else None, base64.b64decode(m.value or ""))
                     for m in response.data or []]
+        self._caught_up = len(messages) < self.limit
+        if not messages:
+            self.empty_gets += 1
         if self._committed is not None:
             self._check_gaps(messages)
         return Batch(messages, next_cursor)

@@ -29,10 +29,17 @@ Batches and time:
     bytes per destination request before compression (default HEC 4,000,000; ``_bulk`` 10,000,000)
 ``SIEM_EXPORT_MAX_BATCHES``, ``SIEM_EXPORT_MAX_SECONDS``
     stop after that many batches / seconds (default unlimited / 240, under the 300 s Fn timeout)
+``SIEM_EXPORT_LINGER_SECONDS``
+    how long an export signalled by a fetch that is still writing (its early signals, ``"early": true``)
+    follows the events stream after it caught up: it reads again every 0.3 s (under Streaming's 5 reads a
+    second) until nothing new came for this long, then stops (default 5; 0: it stops when caught up, like
+    every other export). Events written while it follows are delivered within a read, not at the next signal.
 ``SIEM_EXPORT_LEASE``
     ``false`` lets concurrent invocations export at once; by default one export of the group runs at a
     time (a lease in the state stream, :mod:`siem_pipeline.export_lease`): the others wait for it, at
-    most half of ``SIEM_EXPORT_MAX_SECONDS``, so the SIEM does not get the same batch from each of them
+    most half of ``SIEM_EXPORT_MAX_SECONDS``, so the SIEM does not get the same batch from each of them.
+    An export of an early signal does not wait: when another export holds the lease it stands down at
+    once (that one delivers, and the fetch's final signal starts another when the fetch is done)
 ``SIEM_GZIP``
     compress HEC and ``_bulk`` requests (default ``true``)
 
@@ -92,6 +99,7 @@ import datetime as dt
 import logging
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -117,7 +125,7 @@ from siem_pipeline.export import (
     health_fields,
     replay_dead_letters,
 )
-from siem_pipeline.export_lease import Lease, holding
+from siem_pipeline.export_lease import Lease, LeaseNotAcquired, holding
 from siem_pipeline.formats import BulkFormat, CefFormat, HecFormat, SyslogFormat
 from siem_pipeline.producer import StreamProducer
 from siem_pipeline.redact import Redactor
@@ -135,6 +143,7 @@ _ENV = {
     "group": "SIEM_EXPORT_GROUP", "replay_group": "SIEM_REPLAY_GROUP", "instance": "SIEM_EXPORT_INSTANCE",
     "batch_events": "SIEM_EXPORT_BATCH_EVENTS", "batch_bytes": "SIEM_EXPORT_BATCH_BYTES",
     "max_batches": "SIEM_EXPORT_MAX_BATCHES", "max_seconds": "SIEM_EXPORT_MAX_SECONDS", "gzip": "SIEM_GZIP",
+    "linger_seconds": "SIEM_EXPORT_LINGER_SECONDS",
     "event_types": "SIEM_EVENT_TYPES", "exclude_event_types": "SIEM_EXCLUDE_EVENT_TYPES",
     "redact_paths": "SIEM_REDACT_PATHS", "redact_keys": "SIEM_REDACT_KEYS",
     "dedup_capacity": "SIEM_DEDUP_CAPACITY", "dedup_file": "SIEM_DEDUP_FILE",
@@ -180,6 +189,8 @@ class ExportConfig(BaseModel):
     batch_bytes: int | None = Field(None, ge=1024)
     max_batches: int | None = Field(None, ge=1)
     max_seconds: float = Field(240.0, gt=0)
+    #: how long an export of an early signal follows the stream after it caught up (0: not at all)
+    linger_seconds: float = Field(5.0, ge=0, le=60)
     gzip: bool = True
     event_types: list[str] = []
     exclude_event_types: list[str] = []
@@ -367,10 +378,13 @@ def open_destination(config: ExportConfig, factory: Any, *, secret: SecretStr | 
 
 
 @contextlib.contextmanager
-def _export_lease(config: ExportConfig, factory: Any, deadline: dt.datetime | None = None) -> Iterator[float]:
+def _export_lease(config: ExportConfig, factory: Any, deadline: dt.datetime | None = None, *,
+                  wait: bool = True) -> Iterator[float]:
     """One export of the group at a time (:mod:`siem_pipeline.export_lease`), when there is a state stream
     to hold the lease and ``SIEM_EXPORT_LEASE`` is not false; yields the seconds spent waiting for it.
-    A candidate waits at most half its time budget, then fails (ONS redelivers its signal later)."""
+    A candidate waits at most half its time budget, then fails (ONS redelivers its signal later); with
+    ``wait`` false it raises :class:`~siem_pipeline.export_lease.LeaseNotAcquired` at once when another
+    export holds the lease."""
     if not (config.lease and config.state_stream_id and config.state_endpoint):
         yield 0.0
         return
@@ -378,7 +392,7 @@ def _export_lease(config: ExportConfig, factory: Any, deadline: dt.datetime | No
                 else dt.timedelta(seconds=config.max_seconds + 60))
     lease = Lease(factory.stream(config.state_endpoint), config.state_stream_id, config.group,
                   holder=f"export-{uuid.uuid4().hex[:12]}", lifetime=lifetime)
-    with holding(lease, config.max_seconds / 2) as held:
+    with holding(lease, config.max_seconds / 2 if wait else 0.0) as held:
         yield held.waited
 
 
@@ -389,13 +403,19 @@ def _log_redaction(config: ExportConfig) -> None:
 
 
 def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None = None,
-               destination: Destination | None = None, deadline: dt.datetime | None = None) -> ExportCounts:
+               destination: Destination | None = None, deadline: dt.datetime | None = None,
+               follow: bool = False) -> ExportCounts:
     """One export invocation: read, deliver, dead-letter, commit; then write its health. Raises on
     failure (after writing nothing it should not have and committing nothing undelivered).
 
     ``deadline`` (the invocation's ``Fn-Deadline``) bounds the time budget (no new batch within 10 s of
     it, or a fifth of the time left when that is shorter) and the export lease: the platform kills the
-    function at its deadline, so its lease ends there."""
+    function at its deadline, so its lease ends there.
+
+    ``follow`` (a fetch is still writing: its early signal) makes the export follow the stream for
+    ``linger_seconds`` after it caught up, within its time budget, and not wait for the lease: when another
+    export holds it, :class:`~siem_pipeline.export_lease.LeaseNotAcquired` is raised at once, before
+    anything was read or the destination opened."""
     _log_redaction(config)
     if deadline is not None:
         left = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
@@ -403,8 +423,8 @@ def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None =
         config = config.model_copy(update={"max_seconds": max(min(config.max_seconds, left), 1.0)})
     state = (StreamProducer(factory.stream(config.state_endpoint), config.state_stream_id)
              if config.state_stream_id and config.state_endpoint else None)
-    with open_destination(config, factory, secret=secret, destination=destination) as dest, \
-            _export_lease(config, factory, deadline) as waited:
+    with _export_lease(config, factory, deadline, wait=not follow) as waited, \
+            open_destination(config, factory, secret=secret, destination=destination) as dest:
         gaps: list[RetentionGap] = []
 
         def on_gap(gap: RetentionGap) -> None:  # recorded before the export can commit past it
@@ -412,8 +432,11 @@ def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None =
             if state is not None:
                 state.put([(gap.key.encode(), orjson.dumps(gap.record(dt.datetime.now(dt.UTC), config.group)))])
 
+        budget = max(config.max_seconds - waited, 1.0)
         reader = GroupReader(factory.stream(config.events_endpoint), config.events_stream_id, config.group,
-                             instance_name=config.instance, limit=config.batch_events, on_gap=on_gap)
+                             instance_name=config.instance, limit=config.batch_events, on_gap=on_gap,
+                             linger_seconds=config.linger_seconds if follow else 0.0,
+                             deadline=time.monotonic() + budget)
         store = FileIdStore(config.dedup_file or f"/tmp/siem-export-{config.group}.ids",  # noqa: S108 (Fn's only writable place)
                             capacity=config.dedup_capacity)
         stored = store.load()
@@ -423,7 +446,7 @@ def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None =
                             redactor=config.redactor(),
                             event_filter=EventTypeFilter(config.event_types, config.exclude_event_types),
                             recent=recent, id_store=store,
-                            max_batches=config.max_batches, max_seconds=max(config.max_seconds - waited, 1.0))
+                            max_batches=config.max_batches, max_seconds=budget)
         counts = exporter.run()
         counts.lost_to_retention = sum(gap.lost for gap in gaps)
         name = dest.name
@@ -450,7 +473,12 @@ def core(invocation: Invocation, factory: Any) -> Mapping[str, Any]:
     """The export function's core for :func:`siem_pipeline.fn.handle`.
 
     The body is fetch's signal on the export topic (``{"type": "export", …}``), a schedule's payload, or
-    nothing: each runs :func:`run_export`. ``{"type": "replay"}`` (an operator's manual invocation, e.g.
+    nothing: each runs :func:`run_export`. A fetch's early signal (``"early": true``: the fetch is still
+    writing) runs it following the stream (``SIEM_EXPORT_LINGER_SECONDS``); when another export holds the
+    lease, it stands down at once (``"standDown": true``, nothing read), since that export delivers and the
+    fetch's final signal starts one more when the fetch is done.
+
+    ``{"type": "replay"}`` (an operator's manual invocation, e.g.
     ``oci fn function invoke --body '{"type": "replay", "maxBatches": 10}'``) runs :func:`run_replay`
     instead, with ``maxBatches`` bounding it (default ``SIEM_EXPORT_MAX_BATCHES``)."""
     config = ExportConfig.from_env(invocation.config)
@@ -465,5 +493,12 @@ def core(invocation: Invocation, factory: Any) -> Mapping[str, Any]:
                 raise ValueError(f"replay: maxBatches must be a positive integer, not {limit!r}")
             config = config.model_copy(update={"max_batches": limit})
         return {"mode": "replay", "redaction": config.redaction, **run_replay(config, factory).to_json()}
-    counts = run_export(config, factory, deadline=invocation.deadline)
-    return {"mode": "export", "redaction": config.redaction, **counts.to_json()}
+    follow = isinstance(body, dict) and body.get("early") is True
+    try:
+        counts = run_export(config, factory, deadline=invocation.deadline, follow=follow)
+    except LeaseNotAcquired as exc:
+        if not follow:
+            raise
+        log.info("export: an early signal stands down: %s", exc)
+        return {"mode": "export", "redaction": config.redaction, "standDown": True, **ExportCounts().to_json()}
+    return {"mode": "export", "redaction": config.redaction, "followed": follow, **counts.to_json()}

@@ -29,8 +29,11 @@ work stream with ``attempt + 1`` and announced in a new fetch request; after ``i
 invocation raises :class:`FetchFailed` once the rest is done, so ONS redelivers the request. Finally
 ``health/fetch/<region>`` (and ``health/fetch-errors/<region>``) records are written and, if events
 were written, the export topic is signalled. A fetch still writing after ``EARLY_SIGNAL_SECONDS`` (15 s)
-signals the export already, and again at that interval, so that a large run is delivered while it is
-fetched, not after (the ``events`` of one request's signals add up to what it wrote).
+signals the export already (``"early": true``), and again at that interval, so that a large run is delivered
+while it is fetched, not after (the ``events`` of one request's signals add up to what it wrote). The export
+an early signal starts follows the stream while the fetch writes (``SIEM_EXPORT_LINGER_SECONDS``,
+:mod:`siem_pipeline.export_config`), so the end of a burst does not wait for the final signal's export;
+the final signal is still always sent: it is what guarantees an export after the last write.
 
 A crash anywhere is recovered by running again: events already put are put again (at-least-once;
 export deduplicates on eventId) and the watermark still only moves forward. If fetch is never re-run,
