@@ -157,6 +157,12 @@ def pipeline_section(r: dict[str, Any], where: Path) -> list[str]:
             row(f"{label}: write budget used while writing the events stream", case["write_budget_used"], runs),
             row(f"{label}: seconds, fire {ARROW} last delivery", case["run_seconds"], runs),
             row(f"{label}: seconds, first {ARROW} last write to the events stream", case["write_seconds"], runs),
+        ]
+        if "first_write_seconds" in case:  # where the rest of a run goes (records since the export follows)
+            rows += [row(f"{label}: seconds, fire {ARROW} first write (cold starts included)",
+                         case["first_write_seconds"], runs),
+                     row(f"{label}: seconds, last write {ARROW} last delivery", case["tail_seconds"], runs)]
+        rows += [
             row(f"{label}: messages written to the events stream (for {n:,} events)", case["written_to_stream"], runs),
             row(f"{label}: events delivered ({case['completed_runs']} of {runs} runs complete)", case["delivered"],
                 runs),
