@@ -20,6 +20,12 @@ Why one factory rather than ``oci.X(config)`` wherever a client is needed:
   ``CircuitBreakerStrategy``; clients are cached per (kind, region or endpoint) so a breaker lives as long
   as the client whose health it tracks, and :meth:`OciClientFactory.close` unregisters them.
 * **Timeouts** are explicit, and ``additional_user_agent`` names the project and its version.
+* **Imports on first use**: a :class:`ClientKind` names its SDK class by path (``"identity.IdentityClient"``)
+  and the service package is imported when the first client of that kind is built. Every function pays
+  its cold start again and each service package imports all its models at once (``oci.core`` alone
+  ~0.2 s), while a function uses three or four of the fourteen kinds. ``import oci`` itself loads no
+  service (the SDK resolves ``oci.<service>`` lazily unless ``OCI_PYTHON_SDK_LAZY_IMPORTS_DISABLED`` is
+  set), so the other modules may ``import oci`` and use ``oci.streaming.models`` at call time.
 
 Retries per client (R: the SDK would fall back to its default retry, noR: it would not retry at all).
 Every client here retries the same way; the third column says which calls are not idempotent and why
@@ -59,6 +65,8 @@ A single call can opt out with the SDK's per-operation argument: ``client.op(...
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import importlib.metadata
 import logging
 import os
@@ -67,11 +75,24 @@ import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import oci
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
+
+if TYPE_CHECKING:  # the service packages themselves are imported when a client of theirs is first built
+    from oci.audit import AuditClient
+    from oci.autoscaling import AutoScalingClient
+    from oci.core import ComputeManagementClient
+    from oci.events import EventsClient
+    from oci.functions import FunctionsInvokeClient, FunctionsManagementClient
+    from oci.identity import IdentityClient
+    from oci.ons import NotificationControlPlaneClient, NotificationDataPlaneClient
+    from oci.resource_scheduler import ScheduleClient
+    from oci.secrets import SecretsClient
+    from oci.streaming import StreamAdminClient, StreamClient
+    from oci.vault import VaultsClient
 
 log = logging.getLogger(__name__)
 
@@ -371,27 +392,41 @@ class ClientKind:
     name: str
     #: first label of the real host name (the ``{service}`` of the endpoint template)
     service: str
-    client_class: Any
+    #: the SDK client class as ``"<oci sub-package>.<class>"``, imported on first use (:meth:`client_class`)
+    client_path: str
     #: data-plane clients talk to the URL the resource returned ("required"); ONS publishing may also use
     #: the regional endpoint ("optional"); control-plane clients only know regions ("none")
     endpoint: Literal["none", "optional", "required"] = "none"
 
+    def client_class(self) -> type[Any]:
+        """The SDK client class, its service package imported now if it was not yet (then cached)."""
+        return _sdk_class(self.client_path)
+
+
+@functools.cache
+def _sdk_class(path: str) -> type[Any]:
+    # Each service package imports its models at once (oci.core alone takes ~0.2 s): a function process
+    # imports only the services it builds clients of, when it first builds one, not all fourteen at start.
+    module, _, name = path.rpartition(".")
+    cls: type[Any] = getattr(importlib.import_module(f"oci.{module}"), name)
+    return cls
+
 
 KINDS: Final[dict[str, ClientKind]] = {kind.name: kind for kind in (
-    ClientKind("identity", "identity", oci.identity.IdentityClient),
-    ClientKind("audit", "audit", oci.audit.AuditClient),
-    ClientKind("stream_admin", "streaming", oci.streaming.StreamAdminClient),
-    ClientKind("stream", "streaming", oci.streaming.StreamClient, endpoint="required"),
-    ClientKind("notification_control", "notification", oci.ons.NotificationControlPlaneClient),
-    ClientKind("notification_data", "notification", oci.ons.NotificationDataPlaneClient, endpoint="optional"),
-    ClientKind("events", "events", oci.events.EventsClient),
-    ClientKind("functions_management", "functions", oci.functions.FunctionsManagementClient),
-    ClientKind("functions_invoke", "functions", oci.functions.FunctionsInvokeClient, endpoint="required"),
-    ClientKind("schedules", "resource-scheduler", oci.resource_scheduler.ScheduleClient),
-    ClientKind("autoscaling", "autoscaling", oci.autoscaling.AutoScalingClient),
-    ClientKind("compute_management", "iaas", oci.core.ComputeManagementClient),
-    ClientKind("vaults", "vaults", oci.vault.VaultsClient),
-    ClientKind("secrets", "secrets", oci.secrets.SecretsClient),
+    ClientKind("identity", "identity", "identity.IdentityClient"),
+    ClientKind("audit", "audit", "audit.AuditClient"),
+    ClientKind("stream_admin", "streaming", "streaming.StreamAdminClient"),
+    ClientKind("stream", "streaming", "streaming.StreamClient", endpoint="required"),
+    ClientKind("notification_control", "notification", "ons.NotificationControlPlaneClient"),
+    ClientKind("notification_data", "notification", "ons.NotificationDataPlaneClient", endpoint="optional"),
+    ClientKind("events", "events", "events.EventsClient"),
+    ClientKind("functions_management", "functions", "functions.FunctionsManagementClient"),
+    ClientKind("functions_invoke", "functions", "functions.FunctionsInvokeClient", endpoint="required"),
+    ClientKind("schedules", "resource-scheduler", "resource_scheduler.ScheduleClient"),
+    ClientKind("autoscaling", "autoscaling", "autoscaling.AutoScalingClient"),
+    ClientKind("compute_management", "iaas", "core.ComputeManagementClient"),
+    ClientKind("vaults", "vaults", "vault.VaultsClient"),
+    ClientKind("secrets", "secrets", "secrets.SecretsClient"),
 )}
 
 
@@ -556,7 +591,7 @@ class OciClientFactory:
         }
         if service_endpoint is not None:  # wins over the region for the URL (BaseClient ignores the region then)
             kwargs["service_endpoint"] = service_endpoint
-        client = spec.client_class(config, **kwargs)
+        client = spec.client_class()(config, **kwargs)
         log.debug("built OCI %s client for %s at %s (breaker %s)", spec.name, region,
                   client.base_client.endpoint, breaker_name)
         return client
@@ -574,50 +609,50 @@ class OciClientFactory:
 
     # -- typed accessors -------------------------------------------------------------------------------
 
-    def identity(self, region: str | None = None) -> oci.identity.IdentityClient:
+    def identity(self, region: str | None = None) -> IdentityClient:
         return self.client("identity", region=region)
 
-    def audit(self, region: str | None = None) -> oci.audit.AuditClient:
+    def audit(self, region: str | None = None) -> AuditClient:
         return self.client("audit", region=region)
 
-    def stream_admin(self, region: str | None = None) -> oci.streaming.StreamAdminClient:
+    def stream_admin(self, region: str | None = None) -> StreamAdminClient:
         return self.client("stream_admin", region=region)
 
-    def stream(self, messages_endpoint: str) -> oci.streaming.StreamClient:
+    def stream(self, messages_endpoint: str) -> StreamClient:
         """The data plane of a stream: ``stream.messages_endpoint``."""
         return self.client("stream", endpoint=messages_endpoint)
 
-    def notification_control(self, region: str | None = None) -> oci.ons.NotificationControlPlaneClient:
+    def notification_control(self, region: str | None = None) -> NotificationControlPlaneClient:
         return self.client("notification_control", region=region)
 
     def notification_data(self, endpoint: str | None = None,
-                          region: str | None = None) -> oci.ons.NotificationDataPlaneClient:
+                          region: str | None = None) -> NotificationDataPlaneClient:
         """Publishing: on ``topic.api_endpoint`` when given, else the region's endpoint."""
         return self.client("notification_data", region=region, endpoint=endpoint)
 
-    def events(self, region: str | None = None) -> oci.events.EventsClient:
+    def events(self, region: str | None = None) -> EventsClient:
         return self.client("events", region=region)
 
-    def functions_management(self, region: str | None = None) -> oci.functions.FunctionsManagementClient:
+    def functions_management(self, region: str | None = None) -> FunctionsManagementClient:
         return self.client("functions_management", region=region)
 
-    def functions_invoke(self, invoke_endpoint: str) -> oci.functions.FunctionsInvokeClient:
+    def functions_invoke(self, invoke_endpoint: str) -> FunctionsInvokeClient:
         """Invoking: on ``function.invoke_endpoint``."""
         return self.client("functions_invoke", endpoint=invoke_endpoint)
 
-    def schedules(self, region: str | None = None) -> oci.resource_scheduler.ScheduleClient:
+    def schedules(self, region: str | None = None) -> ScheduleClient:
         return self.client("schedules", region=region)
 
-    def autoscaling(self, region: str | None = None) -> oci.autoscaling.AutoScalingClient:
+    def autoscaling(self, region: str | None = None) -> AutoScalingClient:
         return self.client("autoscaling", region=region)
 
-    def compute_management(self, region: str | None = None) -> oci.core.ComputeManagementClient:
+    def compute_management(self, region: str | None = None) -> ComputeManagementClient:
         return self.client("compute_management", region=region)
 
-    def vaults(self, region: str | None = None) -> oci.vault.VaultsClient:
+    def vaults(self, region: str | None = None) -> VaultsClient:
         return self.client("vaults", region=region)
 
-    def secrets(self, region: str | None = None) -> oci.secrets.SecretsClient:
+    def secrets(self, region: str | None = None) -> SecretsClient:
         return self.client("secrets", region=region)
 
 

@@ -11,6 +11,11 @@ resulting clients work.
 from __future__ import annotations
 
 import base64
+import importlib
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -483,3 +488,60 @@ def test_principal_without_region_is_a_clear_error(ocisim: OcisimServer, monkeyp
         rp.identity()
     with OciClientFactory(ResourcePrincipalAuth(region="eu-frankfurt-1"), fast(ocisim)) as rp:
         assert rp.identity().get_tenancy(ocisim.tenancy_id).data.id == ocisim.tenancy_id
+
+
+# -- imports on first use ----------------------------------------------------------------------------
+
+#: what a fresh function process imports and does, in a subprocess (its own ``sys.modules``): the four
+#: handlers and the three cores, then one Streaming call through the factory, listing the SDK service
+#: packages loaded after each step
+_COLD_START = """
+import importlib.util, json, sys
+from pathlib import Path
+
+def services():
+    return sorted({name.split(".")[1] for name in sys.modules
+                   if name.startswith("oci.") and name.split(".")[1] in SERVICES})
+
+SERVICES = set(sys.argv[2].split(","))
+seen = {}
+for func in sorted(Path(sys.argv[1]).glob("*/func.py")):
+    spec = importlib.util.spec_from_file_location(f"func_{func.parent.name}", func)
+    assert spec is not None and spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+seen["handlers"] = services()
+import siem_pipeline.export_config, siem_pipeline.fanout, siem_pipeline.fetch  # noqa: E401
+seen["cores"] = services()
+from siem_pipeline.oci_clients import OciClientFactory
+with OciClientFactory.from_env() as factory:
+    seen["streams"] = len(factory.stream_admin().list_streams(compartment_id=factory.tenancy_id).data)
+seen["after a Streaming call"] = services()
+print(json.dumps(seen))
+"""
+
+
+def test_a_function_process_imports_only_the_sdk_services_it_uses(ocisim: OcisimServer) -> None:
+    """The handlers and cores load no SDK service package; a client's package is loaded when it is built."""
+    packages = {kind.client_path.split(".")[0] for kind in KINDS.values()}
+    assert len(packages) == 11  # the fourteen kinds come from eleven service packages
+    functions = Path(__file__).resolve().parents[2] / "functions"
+    env = {**os.environ, ENDPOINT_TEMPLATE_VAR: ocisim.endpoint_template, "SIEM_OCI_AUTH": "config_file",
+           "OCI_CONFIG_FILE": str(state_dir_of(ocisim) / "config")}
+    env.pop("OCI_PYTHON_SDK_LAZY_IMPORTS_DISABLED", None)
+    done = subprocess.run([sys.executable, "-c", _COLD_START, str(functions), ",".join(sorted(packages))],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout)
+    assert seen == {"handlers": [], "cores": [], "streams": 0, "after a Streaming call": ["streaming"]}
+
+
+def test_typed_accessors_return_the_sdk_class_they_are_annotated_with(factory: OciClientFactory) -> None:
+    """The annotations name the SDK classes (imported for type checking only); the objects are of those classes."""
+    urls = {"stream": "https://cell-1.streaming.us-ashburn-1.oci.oraclecloud.com",
+            "functions_invoke": "https://abc123.us-ashburn-1.functions.oci.oraclecloud.com"}
+    for kind in KINDS.values():
+        accessor = getattr(factory, kind.name)
+        client = accessor(urls[kind.name]) if kind.name in urls else accessor()
+        package, name = kind.client_path.split(".")
+        assert accessor.__annotations__["return"] == name == type(client).__name__, kind.name
+        assert type(client) is getattr(importlib.import_module(f"oci.{package}"), name), kind.name
