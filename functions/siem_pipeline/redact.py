@@ -23,23 +23,28 @@ the event, one precompiled regular expression per string that may hold a token.
 
 **The fast paths.** Walking every string of a 5 KB event costs far more than the rest of the export, and
 in real audit records credentials sit in the same few places: the credential headers of
-``data.request`` / ``data.response`` and ``data.identity.credentials``. Both fast paths mask just those
-members, then prove that no word any rule reacts to (the credential key names and the token markers of
-``_MARKERS``) occurs anywhere else in the event; the walk would then give the same result, since it
-changes only values under a credential key and strings holding one of those words. Any other occurrence
-(a ``Bearer`` token in a payload, an ``Authorization`` key in ``additionalDetails``, a duplicate key)
-means the full walk. Texts where a byte count could miss what the walk sees fall back as well: a ``\\u``
-escape (``\\u0042earer``), the two non-ASCII letters that lowercase to ASCII (U+0130, U+212A).
+``data.request`` / ``data.response`` and ``data.identity.credentials``. Both fast paths mask the
+members of the credential keys and of that path, then prove that no word any rule reacts to (the
+credential key names and the token markers of ``_MARKERS``) occurs anywhere else in the event; the walk
+would then give the same result, since it changes only values under a credential key and strings holding
+one of those words. Any other occurrence (a ``Bearer`` token in a payload, a credential key holding an
+object, a duplicate ``credentials``) means the full walk. Texts where a byte comparison could miss what
+the walk sees fall back as well: a ``\\u`` escape (``\\u0042earer``), the two non-ASCII letters that
+lowercase to ASCII (U+0130, U+212A).
 
 * The **text lane** (:meth:`Redactor._lane`), for what the export reads: a
   :class:`~siem_pipeline.formats.common.TextEvent`, the event's JSON text with only its id, type, time,
-  region and those members decoded (msgspec; each member's value as its exact text). Each member's value
-  is replaced in the text where ``"key":<that value>`` first occurs, and one pass of
-  :class:`~siem_pipeline.wordcount.WordCounter` (Hyperscan) over the result must find the credential
-  words of the members' keys and nothing else: a value left in place because another spot matched first
-  fails that count too. The result is a TextEvent of the edited text, which the formats splice. With
-  default rules (extra keys and the default path are fine; other paths are not), about 99% of generated
-  events take it, and redaction then costs about a third of the walk.
+  region and ``data.identity.credentials`` decoded (msgspec; the credentials as their exact text). One
+  pass of :class:`~siem_pipeline.credscan.CredentialScanner` (Hyperscan, literals only) finds every
+  ``"key":`` of a credential key, in any letter case and anywhere in the event (as the walk masks them),
+  every ``"credentials":``, and every word a rule reacts to; each member's value is read where it starts
+  (a string, an array of strings or ``null``, by the standard library's C string scanner). The walk
+  would mask exactly those values when every word lies inside such a member and the only
+  ``credentials`` member is the decoded one; anything else (a token in a payload, a key whose value is
+  an object, a second ``credentials``, a ``\\u`` escape outside the members) means the walk. The values
+  are replaced in the text, and the result is a TextEvent of the edited text, which the formats splice.
+  With default rules (extra keys and the default path are fine; other paths are not), about 99% of
+  generated events take it.
 * The **dict path** (:meth:`Redactor._fast`), for a fully parsed event that still carries its text
   (:class:`~siem_pipeline.formats.common.SourcedEvent`: what the lane gave up on, or any other caller):
   counts the words in the text and in the masked members of the dict; equal counts skip the walk.
@@ -54,8 +59,8 @@ from typing import Any, Final
 import msgspec
 import orjson
 
-from siem_pipeline.formats.common import Data, Identity, Section, SourcedEvent, TextEvent
-from siem_pipeline.wordcount import WordCounter
+from siem_pipeline.credscan import CredentialScanner, value_end
+from siem_pipeline.formats.common import Data, EventHead, Identity, SourcedEvent, TextEvent
 
 MASK: Final = "[REDACTED]"
 
@@ -114,26 +119,9 @@ def _mask_like(value: Any) -> Any:
     return MASK
 
 
-#: JSON texts of values the rules leave as they are (:func:`_mask_like`).
-_KEPT_VALUES: Final = frozenset({b"null", b'""', b"[]"})
 _MASK_TEXT: Final = orjson.dumps(MASK)
+_UNSET: Final = msgspec.UNSET
 _MASKED_LISTS: Final = [orjson.dumps([MASK] * n) for n in range(8)]
-_RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
-
-
-def _masked_text(old: msgspec.Raw, first: bytes, *, as_path: bool) -> bytes | None:
-    """The JSON text a masked member's value becomes (:func:`_mask_like`; a path masks a whole object
-    key by key), or None when it stays as it is. ``old`` is the value's JSON text, ``first`` its first byte."""
-    if first == b"[":
-        count = len(_RAW_LIST.decode(old))
-        if count == 0:
-            return None
-        return _MASKED_LISTS[count] if count < len(_MASKED_LISTS) else orjson.dumps([MASK] * count)
-    if len(old) <= 4 and bytes(old) in _KEPT_VALUES:
-        return None
-    if first == b"{" and as_path:
-        return orjson.dumps(dict.fromkeys(msgspec.json.decode(old), MASK))
-    return _MASK_TEXT
 
 
 def _token_mask(match: re.Match[str]) -> str:
@@ -194,21 +182,9 @@ class Redactor:
         # text; a word found outside the masked members means the walk, so a shorter word is only stricter)
         self._needle_bytes: tuple[bytes, ...] = tuple(sorted({_count_word(n).encode() for n in self._needles}))
         self.fast = (all(_COUNTABLE.fullmatch(n) for n in self._needles) and not self.keys & _RENAMED)
-        # The text lane (TextEvents): the same words, the leaf of the masked path, and a \u escape (which could
-        # hide any of them), counted in one pass over the redacted text.
+        # The text lane (TextEvents): the members of the keys and every word a rule reacts to, in one pass.
         self.lane = self.fast and self.paths <= _LANE_PATHS and not self.keys & _LANE_STRUCTURE
-        self._lane_counter = (WordCounter((*self._needle_bytes, b"credentials", b"\\u")) if self.lane else None)
-        self._lane_zero = [0] * (len(self._needle_bytes) + 2)
-        # the spellings of the credential keys the lane looks up (lower, upper, and Capitalized-Each-Part)
-        self._lane_spellings = frozenset(spelling for key in self.keys for spelling in (
-            key, key.upper(), "-".join(part.capitalize() for part in key.split("-"))))
-        # a member's key as spelled → (its text ``"key":``, the (word index, count) of the words in it)
-        self._lane_patterns: dict[str, tuple[bytes, list[tuple[int, int]]]] = {}
-        if self._lane_counter is not None:
-            for key in (*self._lane_spellings, "credentials"):
-                pattern = orjson.dumps(key) + b":"
-                self._lane_patterns[key] = (pattern, [(index, count) for index, count in
-                                                      enumerate(self._lane_counter.count(pattern)) if count])
+        self._scanner = CredentialScanner(self.keys) if self.lane else None
         #: counters: events redacted by the fast path, and by the full walk
         self.fast_events = 0
         self.walked_events = 0
@@ -291,72 +267,90 @@ class Redactor:
         """The fast path on the text itself: the redacted event as a new TextEvent (its text edited where
         the masked values were), the same event when nothing is to be masked, or None (take the walk).
 
-        The members the rules mask (header members of the credential keys in their usual spellings, and
-        ``identity.credentials``) are read from the event's head with their value's exact text
-        (:class:`msgspec.Raw`) and masked in the text where ``"key":<that text>`` first occurs. Then one
-        pass counts the credential words left in the result (:class:`~siem_pipeline.wordcount.WordCounter`):
-        they must be exactly those of the members' keys. Any other (a token in a payload, a credential key
-        elsewhere or spelled otherwise, a member's value still there because another spot was masked in its
-        place, a ``\\u`` escape that could hide a word) means the walk, whose result the lane then
-        could differ from; otherwise the walk would have masked exactly these members."""
-        text = event.source_json
+        One pass of the :class:`~siem_pipeline.credscan.CredentialScanner` finds the members of the
+        credential keys (any case, anywhere, with a string, string-array or null value) and of
+        ``credentials``, and every word a rule reacts to. The walk would mask exactly those members'
+        values when every word lies inside one of them (a key's own name, or a token inside a value
+        masked whole) and the only ``credentials`` member is ``identity.credentials`` (as the head
+        decoded it, with the same value text). Anything else (a token in a payload, a credential key in
+        another spelling or with another kind of value, a ``\\u`` escape outside the members, a second
+        ``credentials``) means the walk.
+
+        The new TextEvent keeps the head it was read with: formats read only its id, type, time and region
+        from it; the credentials it decoded are never written anywhere."""
         head = event.head
-        if head.identity is not msgspec.UNSET:
+        if head.identity is not _UNSET:
             return None
-        if not text.isascii() and any(letter in text for letter in _UNSAFE_LETTERS):
-            return None
-        counter = self._lane_counter
-        assert counter is not None
-        members: list[tuple[str, msgspec.Raw]] = []  # (key, value's JSON text) of every member a rule masks
-        data = head.data
-        if isinstance(data, Data):
-            spellings = self._lane_spellings
-            for section in (data.request, data.response):
-                if isinstance(section, Section) and section.headers:
-                    headers = section.headers
-                    members.extend((key, headers[key]) for key in spellings.intersection(headers))
-            identity = data.identity
-            if isinstance(identity, Identity) and isinstance(identity.credentials, msgspec.Raw):
-                members.append(("credentials", identity.credentials))
-        expected = self._lane_zero
+        text = event.source_json
+        scanner = self._scanner
+        assert scanner is not None
+        word_count = len(scanner.words)
+        word_lengths = scanner.word_lengths
+        credentials_index = word_count + len(scanner.keys) - 1
+        prefix_lengths = scanner.prefix_lengths
+        chars: str | None = None
         edits: list[tuple[int, int, bytes]] = []
-        if members:
-            patterns = self._lane_patterns
-            expected = list(expected)
-            for key, old_text in members:
-                pattern, words = patterns[key]
-                for index, count in words:
-                    expected[index] += count
-                value_start = -1
-                at = text.find(pattern)
-                while at >= 0:
-                    if text.startswith(old_text, at + len(pattern)):
-                        value_start = at + len(pattern)
-                        break
-                    at = text.find(pattern, at + 1)
-                if value_start < 0:
+        credentials_seen = False
+        # One pass over the hits, sorted by their end. A member's own key word ends just before its
+        # ``"key":`` does; the words inside its value come after it, up to where the value ends.
+        member_start = member_end = -1
+        loose = -1  # the smallest start of the words not inside a member yet, -1 when none
+        for index, _, end in scanner.scan(text):
+            if index < word_count:
+                word_start = end - word_lengths[index]
+                if end <= member_end and word_start >= member_start:
+                    continue
+                if loose < 0 or word_start < loose:
+                    loose = word_start
+                continue
+            start = end - prefix_lengths[index - word_count]
+            if (0 <= loose < start) or start < member_end:
+                return None  # a word outside every member, or a member inside another's value
+            if start and text[start - 1] == 0x5C:  # a backslash: the opening quote may be escaped
+                return None
+            loose = -1
+            if chars is None:
+                chars = text.decode("latin-1")
+            value = value_end(text, chars, end)
+            if value is None:
+                return None  # an object, a number, or an array holding more than strings: the walk
+            member_start, (member_end, strings) = start, value
+            if index == credentials_index:
+                expected = self._credentials_of(head)
+                if credentials_seen or expected is _UNSET or bytes(expected) != text[end:member_end]:
                     return None
-                new_text = _masked_text(old_text, text[value_start:value_start + 1], as_path=key == "credentials")
-                if new_text is not None:
-                    edits.append((value_start, value_start + len(old_text), new_text))
-        if edits:
-            edits.sort()
-            pieces: list[bytes] = []
-            position = 0
-            for start, stop, new_text in edits:
-                if start < position:
-                    return None
-                pieces.append(text[position:start])
-                pieces.append(new_text)
-                position = stop
-            pieces.append(text[position:])
-            text = b"".join(pieces)
-        if counter.count(text) != expected:
+                credentials_seen = True
+            if strings:  # null and [] stay as they are
+                if text[end] == 0x22:  # a string: "" stays as it is
+                    if member_end - end > 2:
+                        edits.append((end, member_end, _MASK_TEXT))
+                else:
+                    edits.append((end, member_end, _MASKED_LISTS[strings] if strings < len(_MASKED_LISTS)
+                                  else orjson.dumps([MASK] * strings)))
+        if loose >= 0:
             return None
+        if not credentials_seen and self._credentials_of(head) is not _UNSET:
+            return None  # identity.credentials holds an object or a number, or is spelled with spaces
         if not edits:
             return event
-        # the head keeps what formats ask for; what it decoded of the members is no longer the text's
-        return TextEvent(text, msgspec.structs.replace(head, data=msgspec.UNSET))
+        pieces: list[bytes] = []
+        position = 0
+        for start, stop, new_text in edits:
+            pieces.append(text[position:start])
+            pieces.append(new_text)
+            position = stop
+        pieces.append(text[position:])
+        return TextEvent(b"".join(pieces), head)
+
+    @staticmethod
+    def _credentials_of(head: EventHead) -> Any:
+        """``data.identity.credentials`` as the head decoded it (its text), or UNSET."""
+        data = head.data
+        if type(data) is Data:
+            identity = data.identity
+            if type(identity) is Identity:
+                return identity.credentials
+        return _UNSET
 
     def _text(self, text: str) -> str:
         lowered = text.lower()

@@ -64,8 +64,8 @@ def unexpected(**data: Any) -> bytes:
 
 @pytest.mark.parametrize("raw", [
     unexpected(response={"status": "200", "headers": {}, "payload": {"script": "curl -H 'x: Bearer abc.def'"}}),
-    unexpected(additionalDetails={"Authorization": "Signature s3cr3t"}),
-    unexpected(additionalDetails={"nested": [{"opc-obo-token": "s3cr3t"}]}),
+    unexpected(additionalDetails={"Authorization": {"scheme": "Signature", "value": "s3cr3t"}}),
+    unexpected(additionalDetails={"nested": [{"opc-obo-token": ["s3cr3t", 17]}]}),
     unexpected(additionalDetails={"note": "basic dXNlcjpwYXNz"}),
     unexpected(additionalDetails={"note": "ST$eyJhbGciOi.s3cr3t"}),
     # a \u escape and the Kelvin sign hide a word from a byte count, not from the walk
@@ -81,6 +81,19 @@ def test_credentials_in_unexpected_places_are_redacted(raw: bytes, path: str) ->
     assert b"dXNlcjpwYXNz" not in HecFormat().encode(fast)
     assert b"abc.def" not in HecFormat().encode(fast)
     assert redactor.fast_events == 0  # every one of these went through the walk
+
+
+def test_credential_members_anywhere_take_the_lane() -> None:
+    """A credential key with a string or string-array value is masked in the text wherever it sits, as the
+    walk masks it (keys count wherever they appear)."""
+    redactor = Redactor()
+    for raw in (unexpected(additionalDetails={"Authorization": "Signature s3cr3t"}),
+                unexpected(additionalDetails={"nested": [{"OPC-OBO-TOKEN": ["s3cr3t", "s3cr3t"]}]})):
+        fast, walk = both(redactor, raw, "lane")
+        assert type(fast) is TextEvent
+        assert fast == walk
+        assert b"s3cr3t" not in fast.source_json
+    assert redactor.fast_events == 2
 
 
 def test_duplicate_keys_never_leak_through_the_text() -> None:
@@ -269,3 +282,20 @@ def test_text_event_is_a_read_only_mapping_of_its_text() -> None:
 ])
 def test_what_is_not_a_text_event_is_parsed_whole(raw: bytes, why: str) -> None:
     assert read_text_event(raw) is None, why
+
+
+def test_hec_time_from_the_text_is_what_the_float_gives() -> None:
+    """HEC's ``time`` is written from the eventTime's text for OCI's millisecond times: the same JSON number
+    as orjson prints for the epoch seconds, for every millisecond of a second and every way of spelling it."""
+    import random
+
+    from siem_pipeline.formats.common import epoch_json, epoch_seconds
+
+    rng = random.Random(11)
+    seconds = [f"20{rng.randrange(10, 40)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}T"
+               f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}" for _ in range(20)]
+    for second in seconds:
+        for text in [f"{second}.{ms:03d}Z" for ms in range(1000)] + [f"{second}Z", f"{second}.1Z", f"{second}.12Z",
+                                                                     f"{second}.123456Z", f"{second}.123456789Z"]:
+            assert epoch_json(text) == orjson.dumps(epoch_seconds(text)), text
+            assert epoch_json(text) == epoch_json(text)  # the second time from the cache

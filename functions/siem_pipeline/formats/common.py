@@ -10,10 +10,10 @@ Audit shape, so every format and the deduplication see one spelling.
 full walk, and the formats splice the text into their envelopes instead of serialising the event.
 
 :class:`TextEvent` goes one step further, for the export's hot path: :func:`read_text_event` decodes
-only what every event is asked for (id, type, time, region) and where credentials usually sit (the
-request and response headers, ``identity.credentials``), skipping the rest of the text (msgspec, about
-a third of a full parse); the whole event is parsed from the text only when something reads another
-field (:meth:`TextEvent.full`).
+only what every event is asked for (id, type, time, region) and ``data.identity.credentials`` (as its
+text: the redactor's one path), validating and skipping the rest of the text (msgspec, about a fifth of
+a full parse); the whole event is parsed from the text only when something reads another field
+(:meth:`TextEvent.full`).
 """
 
 from __future__ import annotations
@@ -47,20 +47,14 @@ class SourcedEvent(dict[str, Any]):
         self.source_json = source_json
 
 
-class Section(msgspec.Struct):
-    """``data.request`` or ``data.response``: only its headers (``str -> list[str]`` in Audit events),
-    each value as its JSON text (:class:`msgspec.Raw`: a view of the event's text, nothing decoded)."""
-
-    headers: dict[str, msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
-
-
 class Identity(msgspec.Struct):
+    """``data.identity``: only its ``credentials``, as their JSON text (:class:`msgspec.Raw`: a view of
+    the event's text, nothing decoded)."""
+
     credentials: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
 class Data(msgspec.Struct):
-    request: Section | msgspec.UnsetType | None = msgspec.UNSET
-    response: Section | msgspec.UnsetType | None = msgspec.UNSET
     identity: Identity | msgspec.UnsetType | None = msgspec.UNSET
 
 
@@ -163,17 +157,15 @@ def source_json(event: Mapping[str, Any]) -> bytes | None:
     return event.source_json if kind is TextEvent or kind is SourcedEvent else None  # type: ignore[attr-defined]
 
 
-# Whole seconds of the common "YYYY-MM-DDTHH:MM:SS[.fff]Z" times already parsed: OCI event times of one
-# batch share few seconds, and parsing is a large part of formatting an event.
-_SECONDS: dict[str, dt.datetime] = {}
+# Whole seconds of the common "YYYY-MM-DDTHH:MM:SS[.fff]Z" times already parsed, as (UTC datetime, epoch
+# seconds): OCI event times of one batch share few seconds, and parsing is a large part of formatting an event.
+_SECONDS: dict[str, tuple[dt.datetime, int]] = {}
 _SECONDS_MAX: Final = 8192
 _DIGITS: Final = frozenset("0123456789")
-# The same seconds as epoch seconds (for epoch_seconds, which HEC asks for every event).
-_EPOCHS: dict[str, int] = {}
 
 
 def _fraction_nanos(text: str) -> int | None:
-    """Nanoseconds of a cached ``YYYY-MM-DDTHH:MM:SS[.f…]Z`` (its whole second is in the caches), else None."""
+    """Nanoseconds of a ``YYYY-MM-DDTHH:MM:SS[.f…]Z`` time (its whole second cached), else None."""
     if len(text) == 20:
         return 0 if text[19] == "Z" and text[10] == "T" else None
     if len(text) < 22 or text[-1] != "Z" or text[10] != "T" or text[19] != ".":
@@ -186,18 +178,13 @@ def _fraction_nanos(text: str) -> int | None:
 
 def _parse_utc_fast(text: str) -> tuple[dt.datetime, int] | None:
     """:func:`parse_time` of ``YYYY-MM-DDTHH:MM:SS[.f…]Z`` from the cache of whole seconds, or None."""
-    if len(text) < 20 or text[-1] != "Z" or text[10] != "T":
+    cached = _SECONDS.get(text[:19])
+    if cached is None:
         return None
-    base = _SECONDS.get(text[:19])
-    if base is None:
+    nanos = _fraction_nanos(text)
+    if nanos is None:
         return None
-    if len(text) == 20:
-        return base, 0
-    fraction = text[20:-1]
-    if text[19] != "." or not fraction or not _DIGITS.issuperset(fraction):
-        return None
-    nanos = int(fraction[:9].ljust(9, "0"))
-    return base.replace(microsecond=nanos // 1000), nanos
+    return (cached[0].replace(microsecond=nanos // 1000) if nanos else cached[0]), nanos
 
 
 def parse_time(text: str) -> tuple[dt.datetime, int]:
@@ -228,16 +215,14 @@ def parse_time(text: str) -> tuple[dt.datetime, int]:
     if tz is dt.UTC and len(text) >= 20 and text[10] == "T" and text[-1] == "Z":
         if len(_SECONDS) >= _SECONDS_MAX:
             _SECONDS.clear()
-            _EPOCHS.clear()
         whole = value.replace(microsecond=0)
-        _SECONDS[text[:19]] = whole
-        _EPOCHS[text[:19]] = int(whole.timestamp())
+        _SECONDS[text[:19]] = (whole, int(whole.timestamp()))
     return value, nanos
 
 
 def is_time(text: str) -> bool:
     """Whether :func:`parse_time` accepts ``text`` (without building the datetime when it is cached)."""
-    if text[:19] in _EPOCHS and _fraction_nanos(text) is not None:
+    if text[:19] in _SECONDS and _fraction_nanos(text) is not None:
         return True
     try:
         parse_time(text)
@@ -248,13 +233,27 @@ def is_time(text: str) -> bool:
 
 def epoch_seconds(text: str) -> float:
     """``eventTime`` as epoch seconds with its fraction (millisecond-exact for OCI's 3-digit times)."""
-    whole = _EPOCHS.get(text[:19])
-    nanos = None if whole is None else _fraction_nanos(text)
-    if whole is None or nanos is None:
+    cached = _SECONDS.get(text[:19])
+    nanos = None if cached is None else _fraction_nanos(text)
+    if cached is None or nanos is None:
         value, nanos = parse_time(text)
         whole = int(value.replace(microsecond=0).timestamp())
+    else:
+        whole = cached[1]
     # Round to microseconds, then let float's shortest repr print ``…59.252``, not ``…59.25199997``.
     return round(whole + nanos / 1e9, 6)
+
+
+def epoch_json(text: str) -> bytes:
+    """``orjson.dumps(epoch_seconds(text))``: the JSON number HEC's ``time`` takes. OCI's times
+    (``…:SS.mmmZ``) are written from their text: ``1764200000.384``, ``1764200000.38``, ``1764200000.0``
+    (three digits or fewer print as float's shortest repr prints them)."""
+    cached = _SECONDS.get(text[:19])
+    if cached is not None and len(text) == 24 and text[19] == "." and text[23] == "Z" and text[10] == "T":
+        fraction = text[20:23]
+        if _DIGITS.issuperset(fraction):
+            return b"%d.%s" % (cached[1], (fraction.rstrip("0") or "0").encode())
+    return orjson.dumps(epoch_seconds(text))
 
 
 def rfc3339_micros(text: str) -> str:

@@ -1,0 +1,67 @@
+"""The credential scanner: Hyperscan and the ``re`` fallback report the same hits, and values are read where
+they start exactly as a JSON parser reads them."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import orjson
+import pytest
+
+from siem_pipeline.credscan import CredentialScanner, value_end
+from siem_pipeline.redact import DEFAULT_KEYS
+from tests.support.audit_events import generated
+
+
+def _texts() -> list[bytes]:
+    rng = random.Random(5)
+    texts = [orjson.dumps(e) for e in generated(200, seed=8)]
+    alphabet = b'aAbBcCeEiInNoOpPrRsStTuUzZ$-_\\":[]{},'
+    texts += [bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 400))) for _ in range(300)]
+    texts += [b'"AUTHORIZATION":"x" Authorization authorization', b"ST$ST$$ st$", b"opc-obo-opc-obo-token",
+              b'{"Opc-Principal":["a"],"credentials":null}', "\u212a \u0130 \\u0041".encode(), b""]
+    return texts
+
+
+def test_backends_agree_on_audit_events_and_noise() -> None:
+    fast, plain = CredentialScanner(DEFAULT_KEYS, backend="hyperscan"), CredentialScanner(DEFAULT_KEYS, backend="re")
+    for text in _texts():
+        assert sorted(fast.scan(text)) == sorted(plain.scan(text)), text[:80]
+        assert [hit[2] for hit in fast.scan(text)] == sorted(hit[2] for hit in fast.scan(text))  # by their end
+
+
+def test_hits_name_words_and_members() -> None:
+    scanner = CredentialScanner(DEFAULT_KEYS)
+    text = b'{"x":"Bearer abc","AUTHORIZATION":["Basic q"],"credentials":"ST$t"}'
+    named = [(scanner.words[i] if i < len(scanner.words) else scanner.keys[i - len(scanner.words)].encode(),
+              text[:end]) for i, _, end in scanner.scan(text)]
+    assert [name for name, _ in named] == [b"bearer", b"authorization", b"authorization", b"basic", b"credentials",
+                                           b"st$"]
+    members = [end for i, _, end in scanner.scan(text) if i >= len(scanner.words)]
+    assert [text[end:end + 3] for end in members] == [b'["B', b'"ST']  # where each member's value starts
+
+
+@pytest.mark.parametrize("value", [
+    "", "plain", 'with "quotes", commas],}', "back\\slash\\", "\u00e9\u212a", "\\u0041",
+    [], ["one"], ["a", "b", "c"], ['x\\",\\"y', ""], None])
+def test_value_end_reads_what_json_reads(value: object) -> None:
+    member = orjson.dumps({"k": value, "after": 1})
+    start = member.index(b":") + 1
+    found = value_end(member, member.decode("latin-1"), start)
+    assert found is not None
+    end, strings = found
+    assert json.loads(member[start:end]) == value
+    assert strings == (1 if isinstance(value, str) else len(value) if isinstance(value, list) else 0)
+
+
+@pytest.mark.parametrize("text", [b'{"k":{"a":"b"}}', b'{"k":17}', b'{"k":["a",1]}', b'{"k":[ "a"]}',
+                                  b'{"k":"unterminated', b'{"k":["a"', b'{"k":true}', b'{"k":"bad \x01 char"}'])
+def test_other_values_are_not_read(text: bytes) -> None:
+    assert value_end(text, text.decode("latin-1"), 5) is None
+
+
+def test_keys_must_be_plain() -> None:
+    with pytest.raises(ValueError, match="made of"):
+        CredentialScanner({"x-api\"key"})
+    assert CredentialScanner(set()).keys == ("credentials",)  # the path's member alone
