@@ -69,6 +69,8 @@ class EventTypeFilter:
     def __init__(self, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> None:
         self._include = self._split(include)
         self._exclude = self._split(exclude)
+        #: whether any rule is set (without one, every event passes)
+        self.active = any(self._include) or any(self._exclude)
 
     @staticmethod
     def _split(patterns: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -213,7 +215,7 @@ class ExportCounts:
                 "requests": self.requests, "wireBytes": self.wire_bytes, "lostToRetention": self.lost_to_retention}
 
 
-class _Parsed(NamedTuple):  # one per event on the hot path: a tuple is the cheapest record
+class _Parsed(NamedTuple):  # what a decoder gives for a message the hot path could not read as a TextEvent
     message: Message
     raw: bytes
     replays: int
@@ -328,35 +330,44 @@ class Exporter:
         counts = self.counts
         counts.read += len(batch.messages)
         letters: list[DeadLetter] = []
-        to_send: list[tuple[_Parsed, str, bytes]] = []  # (message, eventId, its digest)
+        to_send: list[tuple[Message, bytes, int, str, bytes]] = []  # (message, raw, replays, eventId, digest)
         payloads: list[bytes] = []
         in_batch: set[bytes] = set()
-        recent = self.recent
+        has_digest = self.recent.has_digest
+        event_filter = self.event_filter if self.event_filter.active else None
+        redactor = self.redactor
+        encode = self.destination.encode
+        decode = None if self.decode is _from_events_stream else self.decode
         for message in batch.messages:
-            parsed = self.decode(message)
-            event = parsed.event
+            # the events stream's messages are read as TextEvents when they can be (the hot path, inlined)
+            raw = message.value
+            event: Any = read_text_event(raw) if decode is None else None
+            replays = 0
             if event is None:
-                letters.append(DeadLetter(message, parsed.problem or "unreadable", None, parsed.raw, parsed.replays))
-                continue
+                parsed = (decode or _from_events_stream)(message)
+                event, raw, replays = parsed.event, parsed.raw, parsed.replays
+                if event is None:
+                    letters.append(DeadLetter(message, parsed.problem or "unreadable", None, raw, replays))
+                    continue
             if type(event) is TextEvent:
                 event_id, event_type = event.head.eventId, event.head.eventType
             else:
                 event_id, event_type = event["eventId"], event["eventType"]
-            if not self.event_filter(event_type):
+            if event_filter is not None and not event_filter(event_type):
                 counts.filtered += 1
                 continue
             key = digest(event_id)
-            if key in in_batch or recent.has_digest(key):
+            if key in in_batch or has_digest(key):
                 counts.duplicates += 1
                 continue
             in_batch.add(key)
             try:
-                payload = self.destination.encode(self.redactor(event))
+                payload = encode(redactor(event))
             except ValueError as err:
                 letters.append(DeadLetter(message, f"cannot format the event for {self.destination.name}: {err}",
-                                          event_id, parsed.raw, parsed.replays))
+                                          event_id, raw, replays))
                 continue
-            to_send.append((parsed, event_id, key))
+            to_send.append((message, raw, replays, event_id, key))
             payloads.append(payload)
         delivered = 0
         if payloads:
@@ -365,16 +376,16 @@ class Exporter:
                 result = self.destination.send(payloads)
             except DestinationError as err:
                 # nothing is committed; what the SIEM took before the failure is not sent again by the retry
-                self._remember([to_send[i][2] for i in err.accepted])
+                self._remember([to_send[i][4] for i in err.accepted])
                 raise
             counts.requests += result.requests
             counts.wire_bytes += result.wire_bytes
             delivered = len(result.accepted)
             # remembered as soon as the SIEM has them, so a retry after a failure below skips them
-            self._remember([to_send[i][2] for i in result.accepted])
+            self._remember([to_send[i][4] for i in result.accepted])
             for rejected in result.rejected:
-                parsed, event_id, _ = to_send[rejected.index]
-                letters.append(DeadLetter(parsed.message, rejected.reason, event_id, parsed.raw, parsed.replays))
+                message, raw, replays, event_id, _ = to_send[rejected.index]
+                letters.append(DeadLetter(message, rejected.reason, event_id, raw, replays))
         self.dead_letters.put(letters)
         self.reader.commit(batch)
         counts.exported += delivered

@@ -416,6 +416,10 @@ def chunks(payloads: Sequence[bytes], max_bytes: int, max_count: int,
            overhead: int = 1) -> Iterator[list[int]]:
     """Indices of ``payloads`` in consecutive groups of at most ``max_count`` events and ``max_bytes``
     bytes (an event larger than ``max_bytes`` travels alone)."""
+    if len(payloads) <= max_count and sum(map(len, payloads)) + overhead * len(payloads) <= max_bytes:
+        if payloads:
+            yield list(range(len(payloads)))  # the usual export batch: one group, sized without a loop
+        return
     group: list[int] = []
     size = 0
     for i, payload in enumerate(payloads):

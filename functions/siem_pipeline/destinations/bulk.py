@@ -167,7 +167,8 @@ class BulkClient(HttpDestination):
         attempt = 0
         while todo:
             try:
-                reply = self._post(b"".join(payloads[i] for i in todo), len(todo), result)
+                body = b"".join(payloads if len(todo) == len(payloads) else [payloads[i] for i in todo])
+                reply = self._post(body, len(todo), result)
             except DestinationConfigError:
                 raise
             except DestinationError:

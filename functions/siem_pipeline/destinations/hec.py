@@ -222,7 +222,8 @@ class HecClient(HttpDestination):
         queue: collections.deque[list[int]] = collections.deque([indices])
         while queue:
             group = queue.popleft()
-            body = b"\n".join(payloads[i] for i in group)
+            whole = len(group) == len(payloads)  # the whole batch (indices 0..n-1): no gathering
+            body = b"\n".join(payloads if whole else [payloads[i] for i in group])
             attempt = 0
             while True:
                 try:
