@@ -93,10 +93,10 @@ class HecFormat:
     def encode(self, event: Mapping[str, Any]) -> bytes:
         """One envelope as compact JSON (no trailing newline)."""
         if type(event) is TextEvent and not self.fields:  # the export's hot path: the head has all it needs
-            head = event.head
-            middle = self._middles.get(head.region) if type(head.region) is str else None
+            decoded = event.head
+            middle = self._middles.get(decoded.region) if type(decoded.region) is str else None
             if middle is not None:
-                return b"".join((b'{"time":', epoch_json(head.eventTime), middle, event.source_json, b"}"))
+                return b"".join((b'{"time":', epoch_json(decoded.eventTime), middle, event.source_json, b"}"))
         text = source_json(event)
         if text is None:
             return orjson.dumps(self.envelope(event))
