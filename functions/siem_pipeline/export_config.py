@@ -112,7 +112,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from siem_pipeline.consumer import GroupReader, RetentionGap
 from siem_pipeline.dedup import FileIdStore, RecentIds
-from siem_pipeline.destinations.base import Destination, DestinationConfigError
+from siem_pipeline.destinations.base import Destination, DestinationConfigError, bound_by
 from siem_pipeline.destinations.bulk import BulkClient
 from siem_pipeline.destinations.hec import DEFAULT_BATCH_BYTES as HEC_BATCH_BYTES
 from siem_pipeline.destinations.hec import HecClient
@@ -161,6 +161,9 @@ _ENV = {
 _LISTS = {"event_types", "exclude_event_types", "redact_paths", "redact_keys"}
 
 
+#: the destination gives up this long before the invocation's deadline (at most a tenth of the time left), so
+#: that the invocation fails with the SIEM's error, releases its lease and logs, instead of being killed
+DESTINATION_MARGIN_SECONDS = 5.0
 #: an invocation stops starting batches this long before its deadline (at most)
 DEADLINE_MARGIN_SECONDS = 10.0
 
@@ -409,8 +412,10 @@ def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None =
     failure (after writing nothing it should not have and committing nothing undelivered).
 
     ``deadline`` (the invocation's ``Fn-Deadline``) bounds the time budget (no new batch within 10 s of
-    it, or a fifth of the time left when that is shorter) and the export lease: the platform kills the
-    function at its deadline, so its lease ends there.
+    it, or a fifth of the time left when that is shorter), the export lease (the platform kills the
+    function at its deadline, so its lease ends there) and the destination: no request runs and no retry
+    waits past 5 s before it (a tenth of the time left when that is shorter), so a SIEM that never answers
+    fails the invocation with its error rather than having it killed.
 
     ``follow`` (a fetch is still writing: its early signal) makes the export follow the stream for
     ``linger_seconds`` after it caught up, within its time budget, and not wait for the lease: when another
@@ -425,6 +430,9 @@ def run_export(config: ExportConfig, factory: Any, *, secret: SecretStr | None =
              if config.state_stream_id and config.state_endpoint else None)
     with _export_lease(config, factory, deadline, wait=not follow) as waited, \
             open_destination(config, factory, secret=secret, destination=destination) as dest:
+        if deadline is not None:  # a silent or busy SIEM makes the invocation fail before the platform kills it
+            left = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
+            bound_by(dest, time.monotonic() + left - min(DESTINATION_MARGIN_SECONDS, left / 10))
         gaps: list[RetentionGap] = []
 
         def on_gap(gap: RetentionGap) -> None:  # recorded before the export can commit past it

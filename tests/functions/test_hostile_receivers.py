@@ -8,7 +8,9 @@ the body's end) and by what the server saw (how many connections, how many bytes
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,11 +21,12 @@ import pytest
 
 from ocisim import OcisimServer
 from ocisim.controlclient import OcisimControl
-from siem_pipeline.destinations.base import Backoff, Destination, DestinationConfigError, DestinationError
+from siem_pipeline.destinations.base import Backoff, Destination, DestinationConfigError, DestinationError, bound_by
 from siem_pipeline.destinations.bulk import BulkClient
 from siem_pipeline.destinations.hec import HecClient
 from siem_pipeline.destinations.syslog import SyslogClient
 from siem_pipeline.export import Exporter
+from siem_pipeline.export_config import ExportConfig, run_export
 from tests.functions.collect_support import dump, make_factory
 from tests.functions.test_export import Streams
 from tests.support import hostile
@@ -340,3 +343,55 @@ def test_the_export_commits_nothing_when_syslog_stops_reading(streams: Streams, 
         streams.put([orjson.dumps(event(f"big-{i}", resourceName="r" * 200_000)) for i in range(40)])
         error = _export_fails(streams, client, ocisim_control, DestinationError)
     assert "deadline" in str(error)
+
+
+# -- the invocation's end: a SIEM that never answers fails the invocation before the platform kills it ------
+
+
+@pytest.mark.parametrize("kind", [*HTTP_KINDS, "syslog"])
+def test_a_silent_siem_gives_up_at_the_invocations_end_not_after_every_attempt(kind: str, pki: Pki) -> None:
+    """With the defaults (30 s per read, 60 s per request, five attempts with backoff) a SIEM that never
+    answers would hold a batch for minutes, past Fn's 300 s; bounded by the invocation's end, the client
+    stops at it, with an error that says so."""
+    patient = Backoff(attempts=5, base=0.2, cap=0.4)
+    if kind == "syslog":
+        server = HostileServer(hostile.never_reads, tls=pki.server_context(), rcvbuf=4096)
+    else:
+        server = HostileServer(hostile.silent)
+    with server:
+        client: HecClient | BulkClient | SyslogClient
+        if kind == "syslog":
+            client = SyslogClient("127.0.0.1", server.port, ca_bundle=pki.ca, server_name="localhost", backoff=patient)
+            payloads = [client.encode(event(f"big-{i}", resourceName="r" * 200_000)) for i in range(40)]
+        else:
+            client = (HecClient(server.url, TOKEN, backoff=patient) if kind == "hec"
+                      else BulkClient(server.url, api_key=TOKEN, backoff=patient))
+            payloads = [client.encode(event("ev-1"))]
+        bound_by(client, time.monotonic() + 1.0)
+        with client, pytest.raises(DestinationError) as caught:
+            client.send(payloads)
+    message = str(caught.value)
+    assert "invocation's end" in message or "invocation's time is spent" in message, message
+    assert "nothing is committed" in message
+    assert server.connections < 5  # not every attempt: the end came first
+
+
+def test_run_export_bounds_the_destination_by_the_invocation_deadline(streams: Streams, tmp_path: Path,
+                                                                      ocisim_control: OcisimControl) -> None:
+    """run_export hands the invocation's deadline to the destination: the silent SIEM's batch fails the
+    invocation (nothing committed, nothing dead-lettered) seconds before the deadline, not at the platform's kill."""
+    events = [event(f"held-{i}") for i in range(3)]
+    streams.put_events(events)
+    env = {"SIEM_EVENTS_STREAM_ID": streams.events.id, "SIEM_EVENTS_STREAM_ENDPOINT": streams.events.messages_endpoint,
+           "SIEM_DLQ_STREAM_ID": streams.dlq.id, "SIEM_DLQ_STREAM_ENDPOINT": streams.dlq.messages_endpoint,
+           "SIEM_DESTINATION": "hec", "SIEM_DESTINATION_URL": "https://127.0.0.1:9", "SIEM_EXPORT_LEASE": "false",
+           "SIEM_DEDUP_FILE": str(tmp_path / "ids")}
+    with HostileServer(hostile.silent) as server:
+        client = HecClient(server.url, TOKEN, backoff=Backoff(attempts=5, base=0.2, cap=0.4))
+        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+        with pytest.raises(DestinationError, match=r"invocation's (end|time)") as caught:
+            run_export(ExportConfig.from_env(env), streams.factory, destination=client, deadline=deadline)
+    assert client.until is not None
+    assert "nothing is committed" in str(caught.value)
+    assert streams.committed() in ([], [None, None])  # the batch will be read again
+    assert dump(ocisim_control, streams.dlq.id) == []

@@ -347,6 +347,8 @@ class HttpDestination:
     on_wait: Callable[[], None] | None
     #: the overall deadline of one request (connect, TLS, body, whole reply), seconds
     request_deadline: float
+    #: the invocation's end (``time.monotonic()``): no request runs and no retry waits past it; None: no end
+    until: float | None = None
     _http: httpx.Client
     _transport: DeadlineTransport
 
@@ -360,8 +362,11 @@ class HttpDestination:
         """POST ``body``; the reply with at most ``limit`` bytes of body. Transport failures, timeouts and the
         deadline raise :class:`DestinationError`; a refused certificate :class:`DestinationConfigError`."""
         headers = {**headers, "Accept-Encoding": "identity"}
+        seconds = self.request_deadline
+        if self.until is not None:
+            seconds = min(seconds, time_left(self.until, what))
         try:
-            with self._transport.deadline(self.request_deadline), \
+            with self._transport.deadline(seconds), \
                     self._http.stream("POST", url, content=body, headers=headers, params=params) as response:
                 return read_reply(response, limit)
         except httpx.TransportError as err:
@@ -379,11 +384,11 @@ class HttpDestination:
         self._http.close()
 
     def _wait(self, attempt: int, retry_after: float | None = None) -> None:
-        if self.on_wait is not None:
-            self.on_wait()
-        self.backoff.wait(attempt, retry_after)
+        self._pause(self.backoff.delay(attempt, retry_after))
 
     def _pause(self, seconds: float) -> None:
+        if self.until is not None:
+            check_wait(self.until, seconds)
         if self.on_wait is not None:
             self.on_wait()
         self.backoff.sleep(seconds)
@@ -391,6 +396,32 @@ class HttpDestination:
     def encode(self, event: dict[str, Any]) -> bytes:
         encoded: bytes = self.format.encode(event)
         return encoded
+
+
+def time_left(until: float, what: str) -> float:
+    """Seconds before the invocation's end ``until`` (``time.monotonic()``); raises :class:`DestinationError`
+    when it has come (nothing more can be sent: nothing is committed, and the platform retries the invocation)."""
+    left = until - time.monotonic()
+    if left <= 0:
+        raise DestinationError(f"{what}: the invocation's time is spent; the batch was not delivered and nothing "
+                               "is committed (the invocation is retried)")
+    return left
+
+
+def check_wait(until: float, seconds: float) -> None:
+    """Raise :class:`DestinationError` rather than wait ``seconds`` for another attempt that would come after
+    the invocation's end ``until``: the platform would kill the function in the middle of it."""
+    left = until - time.monotonic()
+    if seconds >= left:
+        raise DestinationError(f"the SIEM did not take the batch, and the next attempt ({seconds:.1f} s from now) "
+                               f"would come after the invocation's end ({max(left, 0.0):.1f} s from now); nothing is "
+                               "committed (the invocation is retried)")
+
+
+def bound_by(destination: object, until: float) -> None:
+    """Make ``destination`` give up at ``until`` (``time.monotonic()``), when it can (the built-in ones can)."""
+    if hasattr(destination, "until"):
+        destination.until = until
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -39,6 +39,8 @@ from siem_pipeline.destinations.base import (
     BatchResult,
     DestinationConfigError,
     DestinationError,
+    check_wait,
+    time_left,
     tls_context,
     tls_failure,
 )
@@ -63,6 +65,8 @@ class SyslogClient:
         self.format = syslog_format or SyslogFormat()
         self.timeout = timeout
         self.deadline = deadline
+        #: the invocation's end (``time.monotonic()``): no attempt runs and no retry waits past it; None: no end
+        self.until: float | None = None
         self.backoff = backoff or Backoff()
         self._tls = tls_context(ca_bundle, client_cert=client_cert, client_key=client_key) if tls else None
         self._server_name = server_name or host
@@ -153,8 +157,11 @@ class SyslogClient:
     def send(self, payloads: Sequence[bytes]) -> BatchResult:
         data = b"".join(frame(p) for p in payloads)
         attempt = 0
+        what = f"syslog delivery to {self.host}:{self.port}"
         while True:
             until = time.monotonic() + self.deadline
+            if self.until is not None:
+                until = min(until, time.monotonic() + time_left(self.until, what))
             try:
                 sock = self._connect(until)
                 if not self._still_open(sock):  # closed while idle: reconnect before writing
@@ -172,7 +179,10 @@ class SyslogClient:
                     raise DestinationError(f"syslog delivery to {self.host}:{self.port} failed after {attempt} "
                                            f"attempts: {type(err).__name__}: {err}") from None
                 log.info("syslog write failed (%s), reconnecting", err)
-                self.backoff.wait(attempt)
+                delay = self.backoff.delay(attempt)
+                if self.until is not None:
+                    check_wait(self.until, delay)
+                self.backoff.sleep(delay)
                 continue
             return BatchResult(accepted=list(range(len(payloads))), requests=attempt + 1,
                                wire_bytes=len(data))
