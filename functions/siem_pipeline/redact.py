@@ -21,10 +21,10 @@ OCI audit events carry credentials in three ways, and each needs its own rule:
 The redactor is pure (it returns a new structure and never mutates its input) and cheap: one walk of
 the event, one precompiled regular expression per string that may hold a token.
 
-**The fast paths.** Walking every string of a 5 KB event costs far more than the rest of the export, and
+**The fast path.** Walking every string of a 5 KB event costs far more than the rest of the export, and
 in real audit records credentials sit in the same few places: the credential headers of
-``data.request`` / ``data.response`` and ``data.identity.credentials``. Both fast paths mask the
-members of the credential keys and of that path, then prove that no word any rule reacts to (the
+``data.request`` / ``data.response`` and ``data.identity.credentials``. The fast path masks the
+members of the credential keys and of that path, then proves that no word any rule reacts to (the
 credential key names and the token markers of ``_MARKERS``) occurs anywhere else in the event; the walk
 would then give the same result, since it changes only values under a credential key and strings holding
 one of those words. Any other occurrence (a ``Bearer`` token in a payload, a credential key holding an
@@ -32,7 +32,7 @@ object, a duplicate ``credentials``) means the full walk. Texts where a byte com
 the walk sees fall back as well: a ``\\u`` escape (``\\u0042earer``), the two non-ASCII letters that
 lowercase to ASCII (U+0130, U+212A).
 
-* The **text lane** (:meth:`Redactor._lane`), for what the export reads: a
+The **text lane** (:meth:`Redactor._lane`) is that path, for what the export reads: a
   :class:`~siem_pipeline.formats.common.TextEvent`, the event's JSON text with only its id, type, time,
   region and ``data.identity.credentials`` decoded (msgspec; the credentials as their exact text). One
   pass of :class:`~siem_pipeline.credscan.CredentialScanner` (Hyperscan, literals only) finds every
@@ -44,10 +44,7 @@ lowercase to ASCII (U+0130, U+212A).
   an object, a second ``credentials``, a ``\\u`` escape outside the members) means the walk. The values
   are replaced in the text, and the result is a TextEvent of the edited text, which the formats splice.
   With default rules (extra keys and the default path are fine; other paths are not), about 99% of
-  generated events take it.
-* The **dict path** (:meth:`Redactor._fast`), for a fully parsed event that still carries its text
-  (:class:`~siem_pipeline.formats.common.SourcedEvent`: what the lane gave up on, or any other caller):
-  counts the words in the text and in the masked members of the dict; equal counts skip the walk.
+  generated events take it. Events it gives up on are parsed whole and walked.
 """
 
 from __future__ import annotations
@@ -84,31 +81,14 @@ _MARKERS: Final = ("st$", "bearer", "basic", "splunk", "apikey")
 
 _Path = tuple[str, ...]
 
-#: In a JSON text, what could hide a word from a byte count: a ``\u`` escape, and the UTF-8 of the two
-#: non-ASCII letters whose lowercase contains an ASCII letter (U+0130 and U+212A, the Kelvin sign).
-_UNSAFE_LETTERS: Final = ("\u0130".encode(), "\u212a".encode())
-#: Where the fast path looks for credential keys (exact spelling; elsewhere means the full walk).
-_HEADER_SECTIONS: Final = ("request", "response")
-#: Words the fast path can count in JSON text (escaping never changes them).
+#: Words the text lane finds as they are written in JSON text (escaping never changes them).
 _COUNTABLE: Final = re.compile(r"[a-z0-9$_.\-]+")
-#: Top-level names :func:`~siem_pipeline.formats.common.normalize` may create (not in the source text).
-_RENAMED: Final = frozenset({"eventid", "eventtype", "eventtime", "eventtypeversion"})
 #: The paths the text lane masks (what :class:`~siem_pipeline.formats.common.EventHead` decodes).
 _LANE_PATHS: Final = frozenset({("identity", "credentials"), ("data", "identity", "credentials")})
-#: Keys the text lane must not meet as credential keys (it decodes them as structure).
-_LANE_STRUCTURE: Final = frozenset({"data", "identity", "credentials", "request", "response", "headers", "region"})
-
-
-def _count_word(needle: str) -> str:
-    """A word every occurrence of ``needle`` contains, cheap to count: ``$`` for ``st$`` (one byte, rare in
-    audit events), ``opc-obo-`` for both ``opc-obo-*`` keys; else the needle itself."""
-    if "$" in needle:
-        return "$"
-    if needle.startswith("opc-obo-"):
-        return "opc-obo-"
-    if needle.startswith("opc_"):
-        return "opc_"
-    return needle
+#: Keys the text lane must not meet as credential keys: what the event's head decodes (masking them in the
+#: text would leave the head's values stale) and the structure the credentials path goes through.
+_LANE_STRUCTURE: Final = frozenset({"data", "identity", "credentials", "region", "eventid", "eventtype", "eventtime",
+                                    "eventtypeversion", "dataschema", "@timestamp"})
 
 
 def _mask_like(value: Any) -> Any:
@@ -178,14 +158,13 @@ class Redactor:
         self._members = _member_pattern(self.keys)
         # what a string must contain (lowercased) for any text rule to apply
         self._needles: tuple[str, ...] = (*_MARKERS, *sorted(self.keys))
-        # What the fast path counts: for each needle, a word it contains (fewer words, fewer scans of the
-        # text; a word found outside the masked members means the walk, so a shorter word is only stricter)
-        self._needle_bytes: tuple[bytes, ...] = tuple(sorted({_count_word(n).encode() for n in self._needles}))
-        self.fast = (all(_COUNTABLE.fullmatch(n) for n in self._needles) and not self.keys & _RENAMED)
-        # The text lane (TextEvents): the members of the keys and every word a rule reacts to, in one pass.
-        self.lane = self.fast and self.paths <= _LANE_PATHS and not self.keys & _LANE_STRUCTURE
+        # The text lane (TextEvents): the members of the keys and every word a rule reacts to, in one pass; for
+        # keys it can find as written (ASCII, nothing JSON escapes), that are not the event's own structure or
+        # fields it decodes, and no path but identity.credentials.
+        self.lane = (all(_COUNTABLE.fullmatch(n) for n in self._needles) and not self.keys & _LANE_STRUCTURE
+                     and self.paths <= _LANE_PATHS)
         self._scanner = CredentialScanner(self.keys) if self.lane else None
-        #: counters: events redacted by the fast path, and by the full walk
+        #: counters: events redacted by the text lane, and by the full walk
         self.fast_events = 0
         self.walked_events = 0
 
@@ -197,70 +176,13 @@ class Redactor:
                     self.fast_events += 1
                     return lane
             event = event.full()
-        if type(event) is SourcedEvent and self.fast and event.source_json is not None:
-            fast = self._fast(event, event.source_json)
-            if fast is not None:
-                self.fast_events += 1
-                return fast
         self.walked_events += 1
-        out = self._plain(dict(event) if type(event) is SourcedEvent else event)
+        plain = dict(event) if type(event) is SourcedEvent else event
+        out = self._plain(plain)
         for path in self.paths:
             out = _apply_path(out, path)
-        return out
-
-    def _fast(self, event: SourcedEvent, text: bytes) -> Any:
-        """The redacted event when the credentials are only where they usually are, else None."""
-        if b"\\u" in text or (not text.isascii() and any(letter in text for letter in _UNSAFE_LETTERS)):
-            return None
-        lowered = text.lower()
-        needles = self._needle_bytes
-        counts = [lowered.count(needle) for needle in needles]
-        keys = self.keys
-        edits: list[tuple[str, Any, Any]] = []
-        explained: list[Any] = []  # what the masks replace: no rule can apply elsewhere if it holds every word
-        out: dict[str, Any] = event
-        data = event.get("data")
-        if any(counts) and type(data) is dict:
-            new_data: dict[str, Any] | None = None
-            for section in _HEADER_SECTIONS:
-                part = data.get(section)
-                if type(part) is not dict:
-                    continue
-                headers = part.get("headers")
-                if type(headers) is not dict:
-                    continue
-                new_headers: dict[str, Any] | None = None
-                for key, value in headers.items():
-                    if key.lower() in keys:
-                        explained.append(key)
-                        explained.append(value)
-                        new = _mask_like(value)
-                        if new is not value:
-                            if new_headers is None:
-                                new_headers = dict(headers)
-                            new_headers[key] = new
-                            edits.append((key, value, new))
-                if new_headers is not None:
-                    if new_data is None:
-                        new_data = dict(data)
-                    new_data[section] = {**part, "headers": new_headers}
-            if new_data is not None:
-                out = {**event, "data": new_data}
-        header_edits = len(edits)
-        for path in self.paths:
-            out = _apply_path(out, path, edits)
-        # a value a path masks as a whole hides what the walk would have done inside it (not its key)
-        explained.extend(old for _, old, _ in edits[header_edits:])
-        if any(counts):
-            try:
-                seen = orjson.dumps(explained).lower()
-            except orjson.JSONEncodeError:
-                return None
-            for needle, count in zip(needles, counts, strict=True):
-                if count and seen.count(needle) != count:
-                    return None
-        if out is event:
-            return event  # nothing to mask: the event keeps its text, which the formats splice
+        if out is plain and plain is not event:
+            return event  # nothing masked: the parsed event keeps its text, which the formats splice
         return out
 
     def _lane(self, event: TextEvent) -> TextEvent | None:
