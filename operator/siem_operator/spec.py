@@ -631,8 +631,14 @@ class Health(_Model):
     lag_seconds: Annotated[int | None, Field(description="The largest lag in seconds.", ge=0)] = None
     last_export_time: Annotated[datetime.datetime | None, Field(
         description="End of the last window delivered to the destination, over all regions.")] = None
-    exported_count: Annotated[int, Field(description="Events delivered.", ge=0)] = 0
-    dead_lettered_count: Annotated[int, Field(description="Events sent to the dead-letter stream.", ge=0)] = 0
+    exported_count: Annotated[int, Field(
+        description="Events the latest export invocation delivered, as it reported in the state stream (summed over "
+                    "the export's consumer groups). Not a running total: the siem_pipeline_events_exported_total "
+                    "metric adds up every invocation.", ge=0)] = 0
+    dead_lettered_count: Annotated[int, Field(
+        description="Events the latest export invocation sent to the dead-letter stream (reported as exportedCount; "
+                    "fetch's are not included). Not a running total: the siem_pipeline_events_dead_lettered_total "
+                    "metric adds up every invocation, fetch's too.", ge=0)] = 0
     lost_to_retention_count: Annotated[int, Field(
         description="Events the events stream's retention dropped before the export delivered them (the "
                     "gap/events records of the state stream; each new loss also gets a Warning Event).", ge=0)] = 0
