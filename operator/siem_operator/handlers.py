@@ -12,7 +12,9 @@ tells kopf what happens next:
 - a timer (``SIEM_OPERATOR_DRIFT_INTERVAL`` seconds, default 300) re-observes every child and repairs what
   was deleted or changed outside the operator, with an Event per repair; it skips objects whose current
   generation was found invalid, objects a reconcile is already working on and objects reconciled less than
-  half an interval ago.
+  half an interval ago. A failure it meets again is in the conditions (the latest message, request id
+  included) but not a new Warning Event: :mod:`siem_operator.recorder` posts it again only when its substance
+  changes or after an hour.
 - delete → the finalizer ``siem.ocisiem.io/finalizer`` stays until every child is confirmed gone (reverse
   order); with ``deletionPolicy: Retain`` the children are left and an Event lists them.
 

@@ -20,7 +20,8 @@ Errors are classified once (:mod:`siem_operator.errors`): terminal ones (the spe
 ``Synced=False`` with no retry; the others come with a backoff delay. Status (conditions, children,
 health) is written only when it changed (:mod:`siem_operator.conditions`). The :class:`Result` lists the
 Kubernetes Events to post: one per OCI create, update, delete and failure, and one per condition change
-that needs a person.
+that needs a person; a Warning the object already got, with the same substance, is left out
+(:mod:`siem_operator.recorder`), so a failure that lasts is one Warning, not one per drift tick.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from siem_operator.health import read_health
 from siem_operator.kube import KubeApi
 from siem_operator.naming import PipelineIdentity, retry_token
 from siem_operator.planner import Observation, Plan, plan
+from siem_operator.recorder import REPEAT_AFTER, WARNING, EventRecord, WarningLimiter
 from siem_operator.spec import (
     ChildStatus,
     ConditionStatus,
@@ -59,7 +61,6 @@ from siem_pipeline.oci_clients import OciClientFactory
 log = logging.getLogger(__name__)
 
 NORMAL: Final = "Normal"
-WARNING: Final = "Warning"
 #: the state stream's key in the desired children
 STATE_STREAM: Final = Ref(ChildKind.STREAM, "state")
 
@@ -74,6 +75,8 @@ class Settings:
     extra_config: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: read pipeline health from the state stream
     read_health: bool = True
+    #: seconds before a Warning whose substance did not change is posted again (:mod:`siem_operator.recorder`)
+    warning_repeat_seconds: float = REPEAT_AFTER
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,15 +101,6 @@ class PipelineObject:
     @property
     def identity(self) -> PipelineIdentity:
         return PipelineIdentity(self.namespace, self.name, self.uid)
-
-
-@dataclasses.dataclass(frozen=True)
-class EventRecord:
-    """A Kubernetes Event to post about the SiemPipeline."""
-
-    type: str
-    reason: str
-    message: str
 
 
 class Outcome:
@@ -155,6 +149,7 @@ class Reconciler:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._finished: dict[str, float] = {}
+        self.warnings = WarningLimiter(self.settings.warning_repeat_seconds)
 
     def _lock(self, uid: str) -> threading.Lock:
         with self._locks_lock:
@@ -171,6 +166,7 @@ class Reconciler:
             self._locks.pop(uid, None)
             self._finished.pop(uid, None)
         self.factories.release(uid)
+        self.warnings.forget(uid)
         metrics.forget_children(uid)
 
     # -- entry point ---------------------------------------------------------------------------------
@@ -191,6 +187,9 @@ class Reconciler:
             if fresh is not None:
                 obj = dataclasses.replace(obj, status=fresh)
             result = _Run(self, obj, attempt).run()
+            # the same failure met again (a drift tick, a retry) is not a new Warning: the condition has it
+            result.events = self.warnings.admit(obj.uid, obj.generation, result.events,
+                                                clean=result.error is None)
             return result
         finally:
             self._finished[obj.uid] = time.monotonic()
@@ -227,8 +226,9 @@ class _Run:
         #: children acted on since the last gather
         self.acted: set[Ref] = set()
 
-    def event(self, type_: str, reason: str, message: str) -> None:
-        self.events.append(EventRecord(type_, reason, message))
+    def event(self, type_: str, reason: str, message: str, *, subject: str = "",
+              substance: tuple[object, ...] | None = None) -> None:
+        self.events.append(EventRecord(type_, reason, message, subject, substance))
 
     # -- the flow ------------------------------------------------------------------------------------
 
@@ -481,7 +481,10 @@ class _Run:
             error = about_child(error, action.ref, action.type.value.lower())
         what = f"{step} {action.ref}" if action is not None else step
         log.warning("%s/%s: %s failed: %s", self.obj.namespace, self.obj.name, what, error.message)
-        self.event(WARNING, f"{step}Failed", f"{what} failed: {error.message}")
+        # its substance is what OCI said, not the request id each attempt gets
+        self.event(WARNING, f"{step}Failed", f"{what} failed: {error.message}",
+                   subject=str(action.ref) if action is not None else "",
+                   substance=(error.reason, error.status, error.code, error.operation))
         return error
 
     # -- status --------------------------------------------------------------------------------------
@@ -535,7 +538,8 @@ class _Run:
                 if any(e.type == WARNING and cond["message"] in e.message for e in self.events):
                     continue  # the failure's own Event already says it
                 kind = NORMAL if cond["reason"] == "Suspended" else WARNING
-                self.event(kind, cond["reason"], f"{cond['type']}=False: {cond['message']}")
+                self.event(kind, cond["reason"], f"{cond['type']}=False: {cond['message']}", subject=cond["type"],
+                           substance=(cond["status"], cond["reason"]))
             elif (cond["status"] == ConditionStatus.TRUE.value and previous.get("status") == "False"
                   and cond["type"] == conditions.READY):
                 self.event(NORMAL, cond["reason"], f"Ready: {cond['message']}")
