@@ -1,4 +1,4 @@
-"""The ``Ready`` and ``Synced`` conditions, and the status written after each reconcile. Pure.
+"""The ``Ready``, ``Synced`` and ``DestinationSecure`` conditions, and the status written after each reconcile. Pure.
 
 - ``Ready``: the pipeline's OCI resources exist and work (``Available``), or why not: ``Creating``,
   ``Unavailable`` (a resource failed), ``Suspended``, ``Deleting``, or the classified error that
@@ -7,8 +7,12 @@
   ``Creating``).
 - ``Synced``: the last reconcile applied the spec (``ReconcileSuccess``), or why not: an immutable field
   changed (``ImmutableFieldChanged``), a resource failed (``ChildFailed``), or the classified error.
+- ``DestinationSecure``: the export reaches the destination over verified TLS (``TLS``), or not
+  (``InsecureDestination``: an ``http://`` URL or syslog over plain TCP, which the spec allows inside a trusted
+  network). It does not make the pipeline unready; the operator posts a Warning Event for it once per spec
+  generation.
 
-Both carry ``observedGeneration``; reasons are CamelCase and messages say what to do. Setting a condition
+All carry ``observedGeneration``; reasons are CamelCase and messages say what to do. Setting a condition
 equal to the current one changes nothing (``lastTransitionTime`` is kept; it moves only when the status
 does), and :func:`compute_status` says whether anything changed, so an idle reconcile writes nothing.
 """
@@ -22,13 +26,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from siem_operator.children import ActionType, Ref
 from siem_operator.planner import Plan
-from siem_operator.spec import ChildStatus, Condition, ConditionStatus, Health, SiemPipelineStatus
+from siem_operator.spec import ChildStatus, Condition, ConditionStatus, Destination, Health, SiemPipelineStatus
 
 if TYPE_CHECKING:  # only the type: this module stays free of the OCI SDK
     from siem_operator.errors import Classified
 
 READY: Final = "Ready"
 SYNCED: Final = "Synced"
+DESTINATION_SECURE: Final = "DestinationSecure"
 #: longest list of resources named in a message
 MAX_NAMED: Final = 5
 
@@ -43,6 +48,8 @@ class Reason(enum.StrEnum):
     IMMUTABLE_FIELD_CHANGED = "ImmutableFieldChanged"
     CHILD_FAILED = "ChildFailed"
     RECONCILING = "Reconciling"
+    TLS = "TLS"
+    INSECURE_DESTINATION = "InsecureDestination"
 
 
 def find(conditions: Sequence[Condition], type_: str) -> Condition | None:
@@ -149,6 +156,21 @@ def synced_condition(plan: Plan | None, *, generation: int, now: datetime.dateti
     return cond(ConditionStatus.TRUE, Reason.RECONCILE_SUCCESS, message)
 
 
+def destination_condition(destination: Destination, *, generation: int, now: datetime.datetime) -> Condition:
+    """``DestinationSecure``: is the destination reached over TLS? Never a value, only the field that says no."""
+    plaintext = destination.plaintext
+    if plaintext is None:
+        extra = " and spec.destination.caBundle" if destination.ca_bundle is not None else ""
+        return _condition(DESTINATION_SECURE, ConditionStatus.TRUE, Reason.TLS,
+                          f"the {destination.type} destination is reached over TLS, its certificate verified against "
+                          f"the public CAs{extra}", generation, now)
+    token = " and its token" if destination.token is not None else ""
+    secure = "https://" if destination.syslog is None else "transport: TLS"
+    return _condition(DESTINATION_SECURE, ConditionStatus.FALSE, Reason.INSECURE_DESTINATION,
+                      f"{plaintext}: the export sends the events{token} unencrypted and cannot tell the receiver "
+                      f"from an impostor; use {secure} unless the network to the SIEM is trusted", generation, now)
+
+
 def _known_status(old: Mapping[str, Any] | None) -> SiemPipelineStatus:
     """The fields of a stored status this module owns (kopf keeps its own next to them)."""
     if not old:
@@ -164,16 +186,19 @@ def status_dict(status: SiemPipelineStatus) -> dict[str, Any]:
 def compute_status(old: Mapping[str, Any] | None, *, generation: int, now: datetime.datetime,
                    plan: Plan | None, error: Classified | None = None, suspended: bool = False,
                    deleting: bool = False, children: Sequence[ChildStatus] | None = None,
-                   health: Health | None = None) -> tuple[dict[str, Any], bool]:
+                   health: Health | None = None, destination: Destination | None = None) -> tuple[dict[str, Any], bool]:
     """The status after a reconcile (as the JSON to patch) and whether it differs from ``old``.
 
-    ``children`` and ``health`` replace the stored ones when given and are kept otherwise.
+    ``children`` and ``health`` replace the stored ones when given and are kept otherwise; ``destination`` (the
+    spec's, when it was valid) sets ``DestinationSecure``, which is kept otherwise.
     """
     previous = _known_status(old)
     conditions = list(previous.conditions)
     conditions, _ = set_condition(conditions, ready_condition(plan, generation=generation, now=now,
                                                                suspended=suspended, deleting=deleting, error=error))
     conditions, _ = set_condition(conditions, synced_condition(plan, generation=generation, now=now, error=error))
+    if destination is not None:
+        conditions, _ = set_condition(conditions, destination_condition(destination, generation=generation, now=now))
     new = previous.model_copy(update={
         "observed_generation": generation, "conditions": conditions,
         "children": list(children) if children is not None else previous.children,

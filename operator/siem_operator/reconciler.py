@@ -518,7 +518,8 @@ class _Run:
         before = self.status
         status, changed = conditions.compute_status(
             before, generation=obj.generation, now=_now(), plan=last, error=error,
-            suspended=bool(spec and spec.suspend), deleting=obj.deleting, children=children, health=health)
+            suspended=bool(spec and spec.suspend), deleting=obj.deleting, children=children, health=health,
+            destination=spec.destination if spec is not None and not obj.deleting else None)
         if obj.deleting and last is not None and last.deleted:
             changed = False  # the object is about to go; nothing to tell
         if changed:
@@ -527,12 +528,16 @@ class _Run:
         return self.result(last, error)
 
     def announce(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
-        """An Event for each condition that turned False with a new reason (what a person must look at)."""
+        """An Event for each condition that turned False with a new reason (what a person must look at), and for
+        ``DestinationSecure=False`` at each new spec generation (a plain-HTTP destination is a choice the spec
+        makes: said once per change of it, never at every tick)."""
         old = {c.get("type"): c for c in before.get("conditions") or []}
         for cond in after.get("conditions") or []:
             previous = old.get(cond["type"]) or {}
+            renewed = (cond["type"] == conditions.DESTINATION_SECURE
+                       and previous.get("observedGeneration") != cond.get("observedGeneration"))
             if cond["status"] == ConditionStatus.FALSE.value and (
-                    previous.get("status") != cond["status"] or previous.get("reason") != cond["reason"]):
+                    renewed or previous.get("status") != cond["status"] or previous.get("reason") != cond["reason"]):
                 if cond["reason"] in ("Creating", "Deleting"):
                     continue  # progress, not a problem
                 if any(e.type == WARNING and cond["message"] in e.message for e in self.events):

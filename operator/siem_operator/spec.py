@@ -472,6 +472,17 @@ class Destination(_Model):
         return next(name for name in DESTINATION_TYPES if getattr(self, name) is not None)
 
     @property
+    def plaintext(self) -> str | None:
+        """Which field makes the export reach the destination without TLS (None: TLS, always verified)."""
+        for name in ("hec", "bulk"):
+            target = getattr(self, name)
+            if target is not None and target.url.lower().startswith("http://"):
+                return f"spec.destination.{name}.url is a plain http:// URL"
+        if self.syslog is not None and self.syslog.transport is SyslogTransport.TCP:
+            return "spec.destination.syslog.transport is TCP (plain, no TLS)"
+        return None
+
+    @property
     def token(self) -> SecretSource | None:
         if self.hec is not None:
             return self.hec.token
@@ -584,9 +595,9 @@ class ConditionStatus(enum.StrEnum):
 
 
 class Condition(_Model):
-    """One condition of the pipeline (Ready, Synced)."""
+    """One condition of the pipeline (Ready, Synced, DestinationSecure)."""
 
-    type: Annotated[str, Field(description="Ready or Synced.", min_length=1, max_length=316)]
+    type: Annotated[str, Field(description="Ready, Synced or DestinationSecure.", min_length=1, max_length=316)]
     status: Annotated[ConditionStatus, Field(description="True, False or Unknown.")]
     reason: Annotated[str, Field(description="CamelCase reason.", min_length=1, max_length=1024,
                                  pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")]
@@ -650,7 +661,8 @@ class SiemPipelineStatus(_Model):
 
     observed_generation: Annotated[int, Field(description="The spec generation last reconciled.", ge=0)] = 0
     conditions: Annotated[list[Condition], Field(
-        description="Ready: the pipeline's resources exist and work. Synced: the last reconcile applied the spec.",
+        description="Ready: the pipeline's resources exist and work. Synced: the last reconcile applied the spec. "
+                    "DestinationSecure: the destination is reached over verified TLS (False: InsecureDestination).",
         max_length=16,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})] = []
     children: Annotated[list[ChildStatus], Field(description="The pipeline's OCI resources.",

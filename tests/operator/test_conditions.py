@@ -1,4 +1,4 @@
-"""Ready and Synced conditions, and the status computed after a reconcile."""
+"""Ready, Synced and DestinationSecure conditions, and the status computed after a reconcile."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ import pytest
 from siem_operator import spec as s
 from siem_operator.children import Action, ActionType, ChildKind, Difference, Ref
 from siem_operator.conditions import (
+    DESTINATION_SECURE,
     READY,
     SYNCED,
     Reason,
     action_summary,
     compute_status,
+    destination_condition,
     find,
     ready_condition,
     set_condition,
     synced_condition,
 )
 from siem_operator.desired import MissingSecretValue
-from siem_operator.errors import about_child, classify
+from siem_operator.errors import Classified, ErrorKind, about_child, classify
 from siem_operator.planner import Plan
 from tests.operator.test_errors import service_error
 
@@ -173,6 +175,51 @@ def test_compute_status_from_failure_to_recovery() -> None:
     assert recovered["health"]["lag"] == "4m"
 
 
+TOKEN = {"secretRef": {"name": "splunk-hec", "key": "token"}}
+DESTINATION_TABLE: list[tuple[str, dict[str, Any], str, str, str]] = [
+    ("hec over https", {"hec": {"url": "https://splunk.example.com:8088", "token": TOKEN}}, "True", "TLS",
+     "the hec destination is reached over TLS, its certificate verified against the public CAs"),
+    ("hec over http", {"hec": {"url": "http://splunk.example.com:8088", "token": TOKEN}}, "False",
+     "InsecureDestination", "spec.destination.hec.url is a plain http:// URL: the export sends the events and "
+                            "its token unencrypted"),
+    ("bulk over http, no token", {"bulk": {"url": "http://search:9200"}}, "False", "InsecureDestination",
+     "spec.destination.bulk.url is a plain http:// URL: the export sends the events unencrypted"),
+    ("bulk over https with a CA bundle", {"bulk": {"url": "https://search:9200"}, "caBundle": TOKEN}, "True",
+     "TLS", "public CAs and spec.destination.caBundle"),
+    ("syslog over TCP", {"syslog": {"host": "siem.example.com", "transport": "TCP"}}, "False",
+     "InsecureDestination", "spec.destination.syslog.transport is TCP (plain, no TLS): the export sends the events "
+                            "unencrypted and cannot tell the receiver from an impostor; use transport: TLS"),
+    ("syslog over TLS", {"syslog": {"host": "siem.example.com"}}, "True", "TLS", "the syslog destination"),
+]
+
+
+@pytest.mark.parametrize(("name", "destination", "status", "reason", "message"), DESTINATION_TABLE,
+                         ids=[t[0] for t in DESTINATION_TABLE])
+def test_destination_secure(name: str, destination: dict[str, Any], status: str, reason: str, message: str) -> None:
+    c = destination_condition(s.Destination.model_validate(destination), generation=2, now=T0)
+    assert (c.type, c.status.value, c.reason, c.observed_generation) == (DESTINATION_SECURE, status, reason, 2)
+    assert message in c.message
+    assert "splunk-hec" not in c.message  # where the token lives is not the condition's business
+
+
+def test_compute_status_sets_destination_secure_when_the_spec_is_known() -> None:
+    plain = s.Destination.model_validate({"hec": {"url": "http://splunk:8088", "token": TOKEN}})
+    first, _ = compute_status(None, generation=1, now=T0, plan=CONVERGED, destination=plain)
+    assert [(c["type"], c["status"], c["reason"]) for c in first["conditions"]] == [
+        ("Ready", "True", "Available"), ("Synced", "True", "ReconcileSuccess"),
+        ("DestinationSecure", "False", "InsecureDestination")]
+    # no spec this time (it did not validate): the condition stays as it was, about generation 1
+    kept, _ = compute_status(first, generation=2, now=T1, plan=None,
+                             error=Classified(ErrorKind.INVALID_SPEC, "the spec is invalid"))
+    assert kept["conditions"][2] == first["conditions"][2]
+    tls = s.Destination.model_validate({"hec": {"url": "https://splunk:8088", "token": TOKEN}})
+    fixed, changed = compute_status(kept, generation=3, now=T1, plan=CONVERGED, destination=tls)
+    assert changed
+    assert fixed["conditions"][2]["status"] == "True"
+    assert (fixed["conditions"][2]["observedGeneration"], fixed["conditions"][2]["lastTransitionTime"]) == (
+        3, "2026-11-27T03:05:00Z")
+
+
 def test_action_summary() -> None:
     assert action_summary(CREATING) == {"Create": 1}
     assert action_summary(IMMUTABLE) == {"Blocked": 1}
@@ -185,6 +232,7 @@ def test_the_computed_status_is_valid_for_the_crd() -> None:
 
     status, _ = compute_status({"kopf": {"progress": {}}}, generation=4, now=T0, plan=IMMUTABLE,
                                children=[s.ChildStatus(kind="Stream", key="events", name="siem-x", ocid="ocid1.x")],
+                               destination=s.Destination.model_validate({"syslog": {"host": "h", "transport": "TCP"}}),
                                health=s.Health(region_count=2, lag="1m", lag_seconds=60, last_export_time=T0,
                                                regions=[s.RegionHealth(region="us-ashburn-1", lag_seconds=60)]))
     validator = OAS30Validator(openapi_schema()["properties"]["status"], format_checker=oas30_format_checker)

@@ -1,13 +1,15 @@
 """Kubernetes Events of a SiemPipeline: waiting for OCI to provision is progress, never an Error Event; a real
-failure still gets a Warning (the service-limit case: :mod:`tests.operator.test_limits`)."""
+failure still gets a Warning (the service-limit case, and a failure that lasts: :mod:`tests.operator.test_limits`);
+a plain-HTTP destination gets one per spec generation."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from typing import Any
 
 from siem_operator.handlers import WAITING, QuietWaits
-from tests.operator.harness import World, wait_for
+from tests.operator.harness import World, metric, wait_for
 from tests.operator.test_handlers import operator
 
 
@@ -44,3 +46,43 @@ def test_only_a_wait_is_quieted() -> None:
     success = _record("Handler 'reconcile' succeeded.", logging.INFO)
     assert quiet.filter(success)
     assert getattr(success, "k8s_skip", None) is None
+
+
+def test_a_plain_http_destination_is_told_once_per_spec_generation(world: World) -> None:
+    spec = world.spec()
+    spec["destination"]["hec"]["url"] = "http://splunk.example.com:8088"
+
+    def insecure(uid: str) -> list[Any]:
+        return [e for e in world.events(uid) if e.reason == "InsecureDestination"]
+
+    def drift_ticks() -> float:
+        return metric("siem_operator_reconciles_total", trigger="drift", outcome="Converged")
+
+    with operator():
+        uid = world.apply("plain", spec)["metadata"]["uid"]
+        world.wait_condition("plain", "Ready", "True", "Available", timeout=60)  # insecure is not unready
+        cond = world.wait_condition("plain", "DestinationSecure", "False", "InsecureDestination")
+        assert cond["message"].startswith("spec.destination.hec.url is a plain http:// URL: the export sends the "
+                                          "events and its token unencrypted")
+        (first,) = wait_for(lambda: insecure(uid), 15, "the InsecureDestination Warning")
+        assert first.type == "Warning"
+        assert "DestinationSecure=False: spec.destination.hec.url is a plain http:// URL" in first.message
+        assert world.hec_token not in first.message
+        ticks = drift_ticks()
+        wait_for(lambda: drift_ticks() >= ticks + 2, 30, "two drift ticks")
+
+        # a change of the spec that keeps the http:// URL: told again, once
+        spec["redaction"] = {"extraFieldPaths": ["request.headers.X-Audit-Test"]}
+        world.patch_spec("plain", spec)
+        wait_for(lambda: (world.condition("plain", "DestinationSecure") or {}).get("observedGeneration") == 2, 30,
+                 "DestinationSecure about generation 2")
+        wait_for(lambda: len(insecure(uid)) == 2, 15, "the second InsecureDestination Warning")
+
+        # https: the condition turns True and nothing more is posted, drift ticks included
+        spec["destination"]["hec"]["url"] = "https://splunk.example.com:8088"
+        world.patch_spec("plain", spec)
+        world.wait_condition("plain", "DestinationSecure", "True", "TLS")
+        ticks = drift_ticks()
+        wait_for(lambda: drift_ticks() >= ticks + 3, 30, "three drift ticks")
+        assert len(insecure(uid)) == 2, [(e.reason, e.message) for e in world.events(uid)]
+        assert (world.condition("plain", "Ready") or {}).get("status") == "True"
