@@ -1,7 +1,9 @@
 -- Argo CD health check for siem.ocisiem.io/SiemPipeline (oci-siem-operator).
 -- Install it as resource.customizations.health.siem.ocisiem.io_SiemPipeline in argocd-cm (README.md).
 --
--- The operator writes two conditions (operator/siem_operator/conditions.py), both with observedGeneration:
+-- The operator writes three conditions (operator/siem_operator/conditions.py), all with observedGeneration;
+-- this check reads two of them (DestinationSecure, True/TLS or False/InsecureDestination, is
+-- advice and never changes health):
 --   Ready:  True/Available; False/Creating, Deleting, Suspended (progress or a choice), False/Unavailable (a
 --           resource failed in OCI), False/<error> when the spec, its Secret or the credentials are wrong;
 --           Unknown/Reconciling or Unknown/<error> while the operator could not look.
