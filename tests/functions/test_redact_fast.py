@@ -291,3 +291,15 @@ def test_hec_time_from_the_text_is_what_the_float_gives() -> None:
                                                                      f"{second}.123456Z", f"{second}.123456789Z"]:
             assert epoch_json(text) == orjson.dumps(epoch_seconds(text)), text
             assert epoch_json(text) == epoch_json(text)  # the second time from the cache
+
+
+@pytest.mark.parametrize("region", ["us-phoenix-1", "", None])
+@pytest.mark.parametrize("default_region", ["eu-frankfurt-1", None])
+def test_hec_envelopes_of_text_events_are_those_of_the_parsed_event(region: str | None,
+                                                                    default_region: str | None) -> None:
+    """The HEC format's path for TextEvents (the head's region, envelopes made once per region) writes what it
+    writes for the same event parsed: with a region stamped by fetch, an empty one, none, and a default."""
+    raw = orjson.dumps(event() if region is None else {**event(), "region": region})
+    fmt = HecFormat(default_region=default_region)
+    for _ in range(2):  # the second time from the envelopes already made
+        assert fmt.encode(texted(raw)) == fmt.encode(dict(orjson.loads(raw)))

@@ -94,7 +94,8 @@ class HecFormat:
         """One envelope as compact JSON (no trailing newline)."""
         if type(event) is TextEvent and not self.fields:  # the export's hot path: the head has all it needs
             decoded = event.head
-            middle = self._middles.get(decoded.region) if type(decoded.region) is str else None
+            region = decoded.region if type(decoded.region) is str and decoded.region else self.default_region
+            middle = self._middles.get(region)  # as region_of finds it
             if middle is not None:
                 return b"".join((b'{"time":', epoch_json(decoded.eventTime), middle, event.source_json, b"}"))
         text = source_json(event)
