@@ -1,30 +1,27 @@
 """Find where credentials can be in an event's JSON text, in one pass: the redactor's text lane
 (:mod:`siem_pipeline.redact`).
 
-A :class:`CredentialScanner` is built for a set of credential keys and reports, for a JSON text:
+A :class:`CredentialScanner` is built for a set of credential keys and reports every occurrence, in any
+letter case, of each key, of ``credentials`` (the leaf of the ``identity.credentials`` path), of each token
+marker (``st$``, ``bearer``, ``basic``, ``splunk``, ``apikey``: what the token rules look for), of a ``\\u``
+escape (which could spell any of them), and of the UTF-8 of the two non-ASCII letters whose lowercase is
+ASCII (U+0130 and the Kelvin sign U+212A: ``str.lower`` turns them into letters of a key).
 
-* **members**: every ``"<key>":`` where ``<key>`` is one of the keys, or ``credentials`` (the leaf of
-  the ``identity.credentials`` path), in any letter case, written compactly (no space before the
-  colon): where the member starts, and where its value starts (the caller reads the value:
-  :func:`value_end`);
-* **words**: every occurrence, in any letter case, of a key or of a token marker (``st$``, ``bearer``,
-  ``basic``, ``splunk``, ``apikey``: what the token rules look for), of a ``\\u`` escape (which could spell
-  any of them), and of the UTF-8 of the two non-ASCII letters whose lowercase is ASCII (U+0130 and the
-  Kelvin sign U+212A: ``str.lower`` turns them into letters of a key).
+A key's occurrence written ``"key":`` is a **member**: its value starts after the colon, and
+:func:`value_end` reads where it ends. That is all the lane needs to prove that the full walk of the
+redactor would mask exactly these members' values: every other occurrence must lie inside a member (a
+token inside a value that is masked whole); any other means the walk.
 
-That is all the lane needs to prove that the full walk of the redactor would mask exactly these members'
-values: every word must lie inside a member (a key's own name, or a token inside a value that is masked
-whole); any other word means the walk.
-
-Why the spans are members: in valid JSON (the export parsed it first), a ``"`` not preceded by a backslash
+Why ``"key":`` is a member: in valid JSON (the export parsed it first), a ``"`` not preceded by a backslash
 delimits a string, so ``"authorization":`` whose first quote is not escaped is a whole key followed by
 its value; the lane still refuses a member whose opening quote follows a backslash. Keys never hold a
 quote, a bracket or a backslash (:data:`KEY_CHARS`), so a word never crosses a member's edge.
 
 Every pattern is a literal, so Hyperscan (Intel's SIMD multi-pattern matcher, the ``hyperscan`` package)
-runs its fastest matcher: about 3 µs for a 5 KB audit event (patterns that also matched the values made
-it four times as expensive: an automaton stepping through every value). Where its wheel does not exist,
-Python's ``re`` gives the same reports, sorted the same way, several times slower.
+runs its fastest matcher, a few µs for a 5 KB audit event (patterns that also matched the values made it
+four times as expensive: an automaton stepping through every value; ``"key":`` literals besides the keys
+cost half as much again). Where its wheel does not exist, Python's ``re`` gives the same reports, sorted
+the same way, several times slower.
 """
 
 from __future__ import annotations
@@ -33,6 +30,8 @@ import re
 from collections.abc import Iterable
 from json.decoder import scanstring as _scanstring  # type: ignore[attr-defined]  # the C scanner, untyped
 from typing import Any, Final
+
+import msgspec
 
 hyperscan: Any
 try:
@@ -53,46 +52,38 @@ CREDENTIALS: Final = "credentials"
 
 
 class CredentialScanner:
-    """``scan(text)`` → the hits in ``text`` as ``(index, end)``, sorted by ``end``: ``index`` below
-    ``len(words)`` is a word of :attr:`words` ending at ``end`` (it starts its length before), above it
-    the member of key ``keys[index - len(words)]`` (``credentials`` is the last key) whose ``"key":``
-    ends at ``end``, where its value starts."""
+    """``scan(text)`` → every occurrence of a word of :attr:`words` in ``text``, as ``(index, 0, end)``
+    sorted by ``end`` (it starts the word's length before; Hyperscan's own shape: it reports no start). The
+    first :attr:`key_count` words are the member keys, ``credentials`` the last of them."""
 
     def __init__(self, keys: Iterable[str], *, backend: str | None = None) -> None:
-        names = sorted({key.lower() for key in keys})
+        names = sorted({key.lower() for key in keys} - {CREDENTIALS})
         if any(not KEY_CHARS.fullmatch(name) for name in names):
             raise ValueError(f"credential keys must be made of [a-z0-9$_.-]: {names!r}")
         #: the member keys, ``credentials`` last
-        self.keys: tuple[str, ...] = (*[n for n in names if n != CREDENTIALS], CREDENTIALS)
-        #: the words reported
-        self.words: tuple[bytes, ...] = tuple(dict.fromkeys(
-            (*(n.encode() for n in names if n != CREDENTIALS), *MARKERS, *HIDING)))
-        #: length of ``"key":`` for each key (where a member's value starts)
-        self.prefix_lengths: tuple[int, ...] = tuple(len(key) + 3 for key in self.keys)
+        self.keys: tuple[str, ...] = (*names, CREDENTIALS)
+        self.key_count = len(self.keys)
+        #: the words reported: the keys, then the markers and what could hide a word
+        self.words: tuple[bytes, ...] = tuple(dict.fromkeys((*(k.encode() for k in self.keys), *MARKERS, *HIDING)))
+        #: the length of each word
+        self.word_lengths: tuple[int, ...] = tuple(len(word) for word in self.words)
         if backend is None:
             backend = "hyperscan" if hyperscan is not None else "re"
         if backend == "hyperscan" and hyperscan is None:
             raise ValueError("the hyperscan backend is not installed")
         self.backend = backend
-        member_patterns = [b'"' + re.escape(key).encode() + b'":' for key in self.keys]
-        word_patterns = [re.escape(word.decode("latin-1")).encode("latin-1") for word in self.words]
-        #: the length of each word
-        self.word_lengths: tuple[int, ...] = tuple(len(word) for word in self.words)
+        patterns = [re.escape(word.decode("latin-1")).encode("latin-1") for word in self.words]
         if backend == "hyperscan":
-            expressions = word_patterns + member_patterns
-            flags = [hyperscan.HS_FLAG_CASELESS] * len(expressions)
             self._db = hyperscan.Database()
-            self._db.compile(expressions=expressions, ids=list(range(len(expressions))),
-                             elements=len(expressions), flags=flags)
+            self._db.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns),
+                             flags=[hyperscan.HS_FLAG_CASELESS] * len(patterns))
             self._scratch = hyperscan.Scratch(self._db)
         else:
             self._db = None
-            self._members_re = re.compile(b"|".join(b"(" + p + b")" for p in member_patterns), re.I)
-            self._words_re = re.compile(b"(?=(" + b"|".join(word_patterns) + b"))", re.I)
+            self._words_re = re.compile(b"(?=(" + b"|".join(patterns) + b"))", re.I)
             self._word_index = {word: i for i, word in enumerate(self.words)}
 
     def scan(self, text: bytes) -> list[tuple[int, int, int]]:
-        """The hits as ``(index, 0, end)`` (Hyperscan's own shape: nothing reports a start)."""
         if self._db is None:
             return self._scan_re(text)
         hits: list[tuple[int, int, int]] = []
@@ -100,9 +91,7 @@ class CredentialScanner:
         return hits
 
     def _scan_re(self, text: bytes) -> list[tuple[int, int, int]]:
-        count = len(self.words)
-        hits = [(m.lastindex - 1 + count, 0, m.end()) for m in self._members_re.finditer(text)
-                if m.lastindex is not None]
+        hits = []
         for match in self._words_re.finditer(text):
             word = match.group(1).lower()
             hits.append((self._word_index[word], 0, match.start() + len(word)))
@@ -114,12 +103,42 @@ def _collect(index: int, start: int, end: int, flags: int, hits: list[tuple[int,
     hits.append((index, start, end))
 
 
-def value_end(text: bytes, chars: str, start: int) -> tuple[int, int] | None:
+def value_end(text: bytes, start: int) -> tuple[int, int] | None:
     """Where the JSON value at ``start`` ends, and how many strings it holds, when it is a string (1), an
     array of strings (their number) or ``null`` (0); None for any other value (or JSON that is not valid).
 
-    ``chars`` is ``text`` decoded as Latin-1 (a character per byte, so the indices agree), for the standard
-    library's C string scanner (:func:`json.decoder.scanstring`), which validates each string as it goes."""
+    The usual value has no quote escaped where it ends: its end is the first ``"]`` (an array) or ``"`` (a
+    string) after ``start``, proven by decoding just that span (msgspec: it parses as one whole array of
+    strings, or one string, only if it is the value itself, since a JSON value ends where its parse does).
+    Otherwise the standard library's C string scanner (:func:`json.decoder.scanstring`) reads it string by
+    string, on ``text`` decoded as Latin-1 (a character per byte, so the indices agree)."""
+    first = text[start:start + 1]
+    if first == b"[":
+        candidate = text.find(b'"]', start)
+        if candidate > 0:
+            try:
+                return candidate + 2, len(_STRINGS.decode(text[start:candidate + 2]))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass
+    elif first == b'"':
+        candidate = text.find(b'"', start + 1)
+        if candidate > 0:
+            try:
+                _STRING.decode(text[start:candidate + 1])
+                return candidate + 1, 1
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass
+    elif text.startswith(b"null", start):
+        return start + 4, 0
+    return _scan_value(text, text.decode("latin-1"), start)
+
+
+_STRINGS: Final = msgspec.json.Decoder(list[msgspec.Raw])  # validates each element, decodes nothing
+_STRING: Final = msgspec.json.Decoder(msgspec.Raw)
+
+
+def _scan_value(text: bytes, chars: str, start: int) -> tuple[int, int] | None:
+    """:func:`value_end` string by string."""
     first = text[start:start + 1]
     try:
         if first == b'"':

@@ -206,48 +206,45 @@ class Redactor:
         text = event.source_json
         scanner = self._scanner
         assert scanner is not None
-        word_count = len(scanner.words)
+        key_count = scanner.key_count
         word_lengths = scanner.word_lengths
-        credentials_index = word_count + len(scanner.keys) - 1
-        prefix_lengths = scanner.prefix_lengths
-        chars: str | None = None
+        credentials_index = key_count - 1
         edits: list[tuple[int, int, bytes]] = []
         credentials_seen = False
-        # One pass over the hits, sorted by their end. A member's own key word ends just before its
-        # ``"key":`` does; the words inside its value come after it, up to where the value ends.
+        # One pass over the occurrences, sorted by their end. A key written "key": starts a member; the
+        # words inside its value come after it, up to where the value ends.
         member_start = member_end = -1
         loose = -1  # the smallest start of the words not inside a member yet, -1 when none
         for index, _, end in scanner.scan(text):
-            if index < word_count:
-                word_start = end - word_lengths[index]
-                if end <= member_end and word_start >= member_start:
-                    continue
-                if loose < 0 or word_start < loose:
-                    loose = word_start
+            start = end - word_lengths[index]
+            if end <= member_end and start >= member_start:
+                continue  # inside the current member's value
+            if index >= key_count or not start or text[start - 1] != 0x22 or not text.startswith(b'":', end):
+                if loose < 0 or start < loose:  # not a member's "key":
+                    loose = start
                 continue
-            start = end - prefix_lengths[index - word_count]
-            if (0 <= loose < start) or start < member_end:
-                return None  # a word outside every member, or a member inside another's value
+            start -= 1  # the member starts at its key's opening quote
+            if 0 <= loose < start:
+                return None  # a word outside every member
             if start and text[start - 1] == 0x5C:  # a backslash: the opening quote may be escaped
                 return None
             loose = -1
-            if chars is None:
-                chars = text.decode("latin-1")
-            value = value_end(text, chars, end)
+            value = value_end(text, end + 2)
             if value is None:
                 return None  # an object, a number, or an array holding more than strings: the walk
+            value_start = end + 2
             member_start, (member_end, strings) = start, value
             if index == credentials_index:
                 expected = self._credentials_of(head)
-                if credentials_seen or expected is _UNSET or bytes(expected) != text[end:member_end]:
+                if credentials_seen or expected is _UNSET or bytes(expected) != text[value_start:member_end]:
                     return None
                 credentials_seen = True
             if strings:  # null and [] stay as they are
-                if text[end] == 0x22:  # a string: "" stays as it is
-                    if member_end - end > 2:
-                        edits.append((end, member_end, _MASK_TEXT))
+                if text[value_start] == 0x22:  # a string: "" stays as it is
+                    if member_end - value_start > 2:
+                        edits.append((value_start, member_end, _MASK_TEXT))
                 else:
-                    edits.append((end, member_end, _MASKED_LISTS[strings] if strings < len(_MASKED_LISTS)
+                    edits.append((value_start, member_end, _MASKED_LISTS[strings] if strings < len(_MASKED_LISTS)
                                   else orjson.dumps([MASK] * strings)))
         if loose >= 0:
             return None

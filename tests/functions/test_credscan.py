@@ -31,15 +31,14 @@ def test_backends_agree_on_audit_events_and_noise() -> None:
         assert [hit[2] for hit in fast.scan(text)] == sorted(hit[2] for hit in fast.scan(text))  # by their end
 
 
-def test_hits_name_words_and_members() -> None:
+def test_hits_name_every_occurrence_keys_first() -> None:
     scanner = CredentialScanner(DEFAULT_KEYS)
+    assert scanner.keys[-1] == "credentials"
+    assert scanner.words[:scanner.key_count] == tuple(key.encode() for key in scanner.keys)
     text = b'{"x":"Bearer abc","AUTHORIZATION":["Basic q"],"credentials":"ST$t"}'
-    named = [(scanner.words[i] if i < len(scanner.words) else scanner.keys[i - len(scanner.words)].encode(),
-              text[:end]) for i, _, end in scanner.scan(text)]
-    assert [name for name, _ in named] == [b"bearer", b"authorization", b"authorization", b"basic", b"credentials",
-                                           b"st$"]
-    members = [end for i, _, end in scanner.scan(text) if i >= len(scanner.words)]
-    assert [text[end:end + 3] for end in members] == [b'["B', b'"ST']  # where each member's value starts
+    named = [(scanner.words[i], text[end - scanner.word_lengths[i]:end]) for i, _, end in scanner.scan(text)]
+    assert named == [(b"bearer", b"Bearer"), (b"authorization", b"AUTHORIZATION"), (b"basic", b"Basic"),
+                     (b"credentials", b"credentials"), (b"st$", b"ST$")]
 
 
 @pytest.mark.parametrize("value", [
@@ -48,20 +47,32 @@ def test_hits_name_words_and_members() -> None:
 def test_value_end_reads_what_json_reads(value: object) -> None:
     member = orjson.dumps({"k": value, "after": 1})
     start = member.index(b":") + 1
-    found = value_end(member, member.decode("latin-1"), start)
+    found = value_end(member, start)
     assert found is not None
     end, strings = found
     assert json.loads(member[start:end]) == value
     assert strings == (1 if isinstance(value, str) else len(value) if isinstance(value, list) else 0)
 
 
-@pytest.mark.parametrize("text", [b'{"k":{"a":"b"}}', b'{"k":17}', b'{"k":["a",1]}', b'{"k":[ "a"]}',
+@pytest.mark.parametrize("text", [b'{"k":{"a":"b"}}', b'{"k":17}', b'{"k":["a",1]}',
                                   b'{"k":"unterminated', b'{"k":["a"', b'{"k":true}', b'{"k":"bad \x01 char"}'])
 def test_other_values_are_not_read(text: bytes) -> None:
-    assert value_end(text, text.decode("latin-1"), 5) is None
+    assert value_end(text, 5) is None
 
 
 def test_keys_must_be_plain() -> None:
     with pytest.raises(ValueError, match="made of"):
         CredentialScanner({"x-api\"key"})
     assert CredentialScanner(set()).keys == ("credentials",)  # the path's member alone
+    assert CredentialScanner({"Credentials"}).keys == ("credentials",)
+
+
+@pytest.mark.parametrize("text", [b'{"k":[ "a"]}', b'{"k":["a", "b"]}', b'{"k":[ "a" , "b" ]}', b'{"k":["x\\"]",1]}'])
+def test_values_with_spaces_or_odd_elements_are_read_whole_or_not_at_all(text: bytes) -> None:
+    """An array written with spaces, or holding more than strings, is either read exactly (as JSON reads it)
+    or left to the walk: never cut short."""
+    found = value_end(text, 5)
+    if found is not None:
+        end, count = found
+        assert text[end:] == b"}"
+        assert count == len(json.loads(text[5:end]))
