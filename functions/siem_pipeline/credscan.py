@@ -50,6 +50,23 @@ HIDING: Final = (b"\\u", "\u0130".encode(), "\u212a".encode())
 CREDENTIALS: Final = "credentials"
 
 
+def _table(allowed: bytes) -> bytes:
+    return bytes(1 if i in allowed else 0 for i in range(256))
+
+
+_TOKEN_CHARS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~+/=-"
+#: For each marker, the bytes after it that no token rule can act on (the redactor's ``TOKEN_PATTERN``):
+#: ``Bearer``, ``Basic``, ``Splunk`` and ``ApiKey`` take a token only after white space, so any other
+#: printable ASCII character but a backslash (which could escape a tab or a line break) leaves them be, as in
+#: ``CreateApiKey"`` or ``basically``; ``ST$`` takes one at once, so anything but a token character or a
+#: backslash (which could escape a ``/``). A marker followed by such a byte is no credential.
+HARMLESS_AFTER: Final = {
+    b"st$": _table(bytes(b for b in range(256) if b not in _TOKEN_CHARS and b != 0x5C)),
+    **dict.fromkeys((b"bearer", b"basic", b"splunk", b"apikey"),
+                    _table(bytes(b for b in range(0x21, 0x7F) if b != 0x5C))),
+}
+
+
 
 class CredentialScanner:
     """``scan(text)`` → every occurrence of a word of :attr:`words` in ``text``, as ``(index, 0, end)``
@@ -67,6 +84,10 @@ class CredentialScanner:
         self.words: tuple[bytes, ...] = tuple(dict.fromkeys((*(k.encode() for k in self.keys), *MARKERS, *HIDING)))
         #: the length of each word
         self.word_lengths: tuple[int, ...] = tuple(len(word) for word in self.words)
+        #: for each word, the table of the bytes after it that make it harmless (:data:`HARMLESS_AFTER`), or
+        #: None (a key, or what could hide a word)
+        self.harmless_after: tuple[bytes | None, ...] = tuple(
+            None if i < self.key_count else HARMLESS_AFTER.get(word) for i, word in enumerate(self.words))
         if backend is None:
             backend = "hyperscan" if hyperscan is not None else "re"
         if backend == "hyperscan" and hyperscan is None:

@@ -208,6 +208,7 @@ class Redactor:
         assert scanner is not None
         key_count = scanner.key_count
         word_lengths = scanner.word_lengths
+        harmless_after = scanner.harmless_after
         credentials_index = key_count - 1
         edits: list[tuple[int, int, bytes]] = []
         credentials_seen = False
@@ -220,6 +221,9 @@ class Redactor:
             if end <= member_end and start >= member_start:
                 continue  # inside the current member's value
             if index >= key_count or not start or text[start - 1] != 0x22 or not text.startswith(b'":', end):
+                harmless = harmless_after[index]  # a marker no token follows: "CreateApiKey", "basically"
+                if harmless is not None and end < len(text) and harmless[text[end]]:
+                    continue
                 if loose < 0 or start < loose:  # not a member's "key":
                     loose = start
                 continue

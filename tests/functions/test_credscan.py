@@ -76,3 +76,30 @@ def test_values_with_spaces_or_odd_elements_are_read_whole_or_not_at_all(text: b
         end, count = found
         assert text[end:] == b"}"
         assert count == len(json.loads(text[5:end]))
+
+
+def test_a_marker_the_table_calls_harmless_is_never_touched_by_the_token_rules() -> None:
+    """Against the redactor's own TOKEN_PATTERN, on the decoded strings the walk sees: whatever follows a
+    marker in the JSON text (any byte, a JSON escape, a token), when the table says the marker is harmless the
+    token rules change nothing there."""
+    from siem_pipeline.credscan import HARMLESS_AFTER
+    from siem_pipeline.redact import TOKEN_PATTERN
+
+    rng = random.Random(3)
+    followers = [bytes([b]) for b in range(0x20, 0x7F)]
+    followers += [b"\\t", b"\\n", b"\\/", b"\\u0020", b"\\\\", "\u00a0".encode(), "\u2003".encode(), b"\xc3\xa9"]
+    tails = [b"", b"abcdefghijklmnop1234", b"0123456789abcdefXYZ", b"x", b" 9"]
+    checked = 0
+    for marker, table in HARMLESS_AFTER.items():
+        for spelled in (marker, marker.upper(), marker.capitalize()):
+            for follower in followers:
+                for head in (b"", b"x", b" ", b"Create"):
+                    text = b'"' + head + spelled + follower + rng.choice(tails) + b'"'
+                    try:
+                        decoded = json.loads(text)
+                    except ValueError:
+                        continue  # not a JSON string (a lone backslash, a quote)
+                    if table[follower[0]]:
+                        checked += 1
+                        assert TOKEN_PATTERN.sub("X", decoded) == decoded, text
+    assert checked > 1000

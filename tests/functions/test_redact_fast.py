@@ -303,3 +303,20 @@ def test_hec_envelopes_of_text_events_are_those_of_the_parsed_event(region: str 
     fmt = HecFormat(default_region=default_region)
     for _ in range(2):  # the second time from the envelopes already made
         assert fmt.encode(texted(raw)) == fmt.encode(dict(orjson.loads(raw)))
+
+
+def test_markers_no_token_can_follow_keep_the_lane() -> None:
+    """OCI names event types and resources with the token markers' words (CreateApiKey, BASIC shapes): where no
+    token can follow them the lane keeps the event; where one can, the walk masks it."""
+    redactor = Redactor()
+    harmless = orjson.dumps({**event(), "eventType": "com.oraclecloud.identityControlPlane.CreateApiKey",
+                             "message": "basically: Bearer-less, ST$"})
+    fast, walk = both(redactor, harmless)
+    assert type(fast) is TextEvent
+    assert fast == walk
+    assert redactor.fast_events == 1
+    token = orjson.dumps({**event(), "message": "ApiKey abcdef0123456789abcdef was used"})
+    fast, walk = both(redactor, token)
+    assert fast == walk
+    assert "abcdef0123456789abcdef" not in orjson.dumps(fast).decode()
+    assert redactor.fast_events == 1  # the token's event was walked
