@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,12 @@ from siem_pipeline.destinations.hec import HecClient
 from siem_pipeline.formats.common import epoch_seconds
 from siem_pipeline.formats.hec import HecFormat
 from tests.support.audit_events import event
+from tests.support.fixtures import TOKEN
 from tests.support.hec_receiver import Failure, HecReceiver
 from tests.support.tls import Pki, make_pki
 
-TOKEN = "0b3f7c52-6d1e-4a9b-8c2f-2f1d3e4a5b6c"
 FAST_BACKOFF = Backoff(attempts=2, base=0.001, cap=0.01)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def hec(pki: Pki) -> Iterator[HecReceiver]:
-    with HecReceiver(token=TOKEN, tls=pki.server_context()) as receiver:
-        yield receiver
+# pki and hec (accepting TOKEN): tests/support/fixtures.py
 
 
 class Sleeps:

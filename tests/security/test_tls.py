@@ -22,18 +22,13 @@ from siem_operator.clients import FactoryCache, operator_settings
 from siem_pipeline.destinations.base import Destination, DestinationError
 from siem_pipeline.export_config import ExportConfig, build_destination
 from siem_pipeline.oci_clients import ApiKeyAuth, OciClientFactory
-from siemsink import HecReceiver, Pki, make_pki
+from siemsink import HecReceiver, Pki
 from tests.support.audit_events import event
 
 TOKEN = "5e1f0c1e-7f51-4f0e-9d7a-token-not-in-logs"
 REGION = "us-ashburn-1"
 #: what the SDK raises when the TLS handshake fails (wrapping its vendored requests' SSLError)
 SDK_SSL_ERROR = oci.exceptions.RequestException
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
