@@ -125,8 +125,9 @@ def _collect(index: int, start: int, end: int, flags: int, hits: list[tuple[int,
 
 
 def value_end(text: bytes, start: int) -> tuple[int, int] | None:
-    """Where the JSON value at ``start`` ends, and how many strings it holds, when it is a string (1), an
-    array of strings (their number) or ``null`` (0); None for any other value (or JSON that is not valid).
+    """Where the JSON value at ``start`` ends, and how many elements it holds, when it is a string (1), an
+    array (its elements; the redactor masks each, whatever it is, as the walk does) or ``null`` (0); None
+    for any other value, or one this does not read (an array not ending in a string, JSON that is not valid).
 
     The usual value has no quote escaped where it ends: its end is the first ``"]`` (an array) or ``"`` (a
     string) after ``start``, proven by decoding just that span (msgspec: it parses as one whole array of

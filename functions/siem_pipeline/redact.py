@@ -190,7 +190,7 @@ class Redactor:
         the masked values were), the same event when nothing is to be masked, or None (take the walk).
 
         One pass of the :class:`~siem_pipeline.credscan.CredentialScanner` finds the members of the
-        credential keys (any case, anywhere, with a string, string-array or null value) and of
+        credential keys (any case, anywhere, with a string, array or null value) and of
         ``credentials``, and every word a rule reacts to. The walk would mask exactly those members'
         values when every word lies inside one of them (a key's own name, or a token inside a value
         masked whole) and the only ``credentials`` member is ``identity.credentials`` (as the head
