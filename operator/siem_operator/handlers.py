@@ -30,7 +30,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+import re
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import kopf
@@ -41,6 +43,7 @@ from siem_operator.conditions import SYNCED
 from siem_operator.errors import ErrorKind
 from siem_operator.kube import KubernetesApi
 from siem_operator.reconciler import PipelineObject, Reconciler, Result, Settings
+from siem_operator.recorder import REPEAT_AFTER
 from siem_operator.spec import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
@@ -95,18 +98,47 @@ def _function_config() -> dict[str, str]:
 DRIFT_INTERVAL: Final = _float_env(ENV_DRIFT_INTERVAL, 300.0)
 #: how the message of every ``TemporaryError`` that only waits for OCI begins
 WAITING: Final = "waiting for OCI"
+#: what differs between two tellings of the same OCI failure
+_REQUEST_ID: Final = re.compile(r" ?\(opc-request-id [^)]*\)")
 
 
 class QuietWaits(logging.Filter):
     """On kopf's per-object logger: its ERROR record of a ``TemporaryError`` that only waits for OCI becomes
-    INFO and is not posted as an Event (a wait is progress). Every other record passes as it is."""
+    INFO and is not posted as an Event (a wait is progress). A real failure's record is posted as kopf's
+    ``Error`` Event again only when what it says changes (``opc-request-id`` aside: each retry has a new one)
+    or after ``repeat_after`` (an hour, as the operator's own Warnings, :mod:`siem_operator.recorder`); a
+    handler's success ends the failure, so the same one later is posted again. Every record is still logged."""
 
     _MARK: Final = f" failed temporarily: {WAITING}"
+    _FAILED: Final = " failed temporarily: "
+
+    def __init__(self, repeat_after: float = REPEAT_AFTER, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.repeat_after = repeat_after
+        self._clock = clock
+        self._posted: dict[str, tuple[str, float]] = {}  # object uid -> (what its last Error said, when)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR and self._MARK in record.getMessage():
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR and self._MARK in message:
             record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
             record.k8s_skip = True  # kopf's K8sPoster posts no record that carries it
+            return True
+        ref = getattr(record, "k8s_ref", None)
+        uid = ref.get("uid") if isinstance(ref, dict) else None
+        if not isinstance(uid, str):
+            return True
+        if record.levelno >= logging.ERROR and self._FAILED in message:
+            said, now = _REQUEST_ID.sub("", message), self._clock()
+            last = self._posted.get(uid)
+            if last is not None and last[0] == said and now - last[1] < self.repeat_after:
+                record.k8s_skip = True
+            else:
+                if len(self._posted) >= 10_000:  # objects long deleted: forget them all, post once more
+                    self._posted.clear()
+                self._posted[uid] = (said, now)
+        elif " succeeded" in message:
+            self._posted.pop(uid, None)
         return True
 
 

@@ -48,6 +48,40 @@ def test_only_a_wait_is_quieted() -> None:
     assert getattr(success, "k8s_skip", None) is None
 
 
+def _object_record(message: str, uid: str, level: int = logging.ERROR) -> logging.LogRecord:
+    record = _record(message, level)
+    record.k8s_ref = {"kind": "SiemPipeline", "name": uid, "uid": uid, "namespace": "default"}
+    return record
+
+
+def test_kopf_posts_a_lasting_failure_once_not_at_every_retry() -> None:
+    """kopf's own Error Event of a retried failure: each retry's message has a new opc-request-id, so
+    Kubernetes would keep them all; the filter lets kopf post it again only when what it says changes, after
+    an hour, or after a success in between. The log keeps every record at ERROR."""
+    now = [0.0]
+    quiet = QuietWaits(repeat_after=3600, clock=lambda: now[0])
+
+    def posted(message: str, uid: str = "u1", level: int = logging.ERROR) -> bool:
+        record = _object_record(message, uid, level)
+        assert quiet.filter(record)
+        assert record.levelno == level  # logged as it was
+        return not getattr(record, "k8s_skip", False)
+
+    limit = "Handler 'reconcile' failed temporarily: cannot create Stream/events: LimitExceeded"
+    assert posted(f"{limit} (opc-request-id AAA)")
+    now[0] = 300.0
+    assert not posted(f"{limit} (opc-request-id BBB)")  # the same failure, retried
+    assert posted(f"{limit} (opc-request-id CCC)", uid="u2")  # another pipeline's
+    assert posted("Handler 'reconcile' failed temporarily: cannot create Topic/fetch: NotAuthorizedOrNotFound "
+                  "(opc-request-id DDD)")  # something else now
+    assert posted(f"{limit} (opc-request-id EEE)")  # and the first again: it changed back
+    now[0] = 300.0 + 3600
+    assert posted(f"{limit} (opc-request-id FFF)")  # an hour on: told again, so one stays visible
+    assert not posted(f"{limit} (opc-request-id GGG)")
+    assert posted("Handler 'reconcile' succeeded.", level=logging.INFO)
+    assert posted(f"{limit} (opc-request-id HHH)")  # over, then back: told again
+
+
 def test_a_plain_http_destination_is_told_once_per_spec_generation(world: World) -> None:
     spec = world.spec()
     spec["destination"]["hec"]["url"] = "http://splunk.example.com:8088"
