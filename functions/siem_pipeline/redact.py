@@ -56,7 +56,7 @@ from typing import Any, Final
 import msgspec
 import orjson
 
-from siem_pipeline.credscan import CredentialScanner, value_end
+from siem_pipeline.credscan import MARKERS, CredentialScanner, value_end
 from siem_pipeline.formats.common import Data, EventHead, Identity, SourcedEvent, TextEvent
 
 MASK: Final = "[REDACTED]"
@@ -76,8 +76,9 @@ TOKEN_PATTERN: Final = re.compile(r"(?i)(\bBearer\s+|\bBasic\s+|ST\$"
                                   r"|\b(?:Splunk|ApiKey)\s+(?=[A-Za-z0-9._~+/=\-]{16})(?=[A-Za-z._~+/=\-]*\d))"
                                   r"(?!\[REDACTED\])[A-Za-z0-9._~+/=\-]+")
 
-# A cheap test before the regular expression runs: every token contains one of these (lowercased).
-_MARKERS: Final = ("st$", "bearer", "basic", "splunk", "apikey")
+# A cheap test before the regular expression runs: every token contains one of these (lowercased; the text
+# lane's scanner looks for the same words).
+_MARKERS: Final = tuple(marker.decode() for marker in MARKERS)
 
 _Path = tuple[str, ...]
 

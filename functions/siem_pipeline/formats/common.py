@@ -11,9 +11,9 @@ full walk, and the formats splice the text into their envelopes instead of seria
 
 :class:`TextEvent` goes one step further, for the export's hot path: :func:`read_text_event` decodes
 only what every event is asked for (id, type, time, region) and ``data.identity.credentials`` (as its
-text: the redactor's one path), validating and skipping the rest of the text (msgspec, about a fifth of
-a full parse); the whole event is parsed from the text only when something reads another field
-(:meth:`TextEvent.full`).
+text: the redactor's one path), validating and skipping the rest of the text (msgspec: about 4 µs for a
+5 KB generated event, a tenth of orjson parsing it whole); the whole event is parsed from the text only
+when something reads another field (:meth:`TextEvent.full`).
 """
 
 from __future__ import annotations
