@@ -56,7 +56,7 @@ from typing import Any, Final
 import msgspec
 import orjson
 
-from siem_pipeline.credscan import MARKERS, CredentialScanner, value_end
+from siem_pipeline.credscan import HIDING, MARKERS, CredentialScanner, value_end
 from siem_pipeline.formats.common import Data, EventHead, Identity, SourcedEvent, TextEvent
 
 MASK: Final = "[REDACTED]"
@@ -165,6 +165,13 @@ class Redactor:
         self.lane = (all(_COUNTABLE.fullmatch(n) for n in self._needles) and not self.keys & _LANE_STRUCTURE
                      and self.paths <= _LANE_PATHS)
         self._scanner = CredentialScanner(self.keys) if self.lane else None
+        # What a text must not contain for a walked event to keep it (see __call__): every word a rule reacts to,
+        # the paths' last keys (whatever they mask is under that name), and what could spell one of them (\u
+        # escapes, the letters that lowercase to ASCII).
+        self._text_words: tuple[bytes, ...] = (
+            (b"",) if any(path[-1] == "*" for path in self.paths)  # any key: always serialise the dict
+            else tuple(sorted({*(n.encode() for n in self._needles), *(path[-1].encode() for path in self.paths),
+                               *HIDING})))
         #: counters: events redacted by the text lane, and by the full walk
         self.fast_events = 0
         self.walked_events = 0
@@ -183,7 +190,14 @@ class Redactor:
         for path in self.paths:
             out = _apply_path(out, path)
         if out is plain and plain is not event:
-            return event  # nothing masked: the parsed event keeps its text, which the formats splice
+            # Nothing masked: the parsed event keeps its text, which the formats splice, unless that text may hold
+            # what the parse dropped where a credential hides (of a key written twice, the parse keeps the last
+            # value only: "credentials":"<secret>","credentials":null walks to nothing to mask). The dict
+            # parsed from it is what was checked: the formats serialise it instead.
+            text = event.source_json.lower()
+            if any(word in text for word in self._text_words):
+                return plain
+            return event
         return out
 
     def _lane(self, event: TextEvent) -> TextEvent | None:
