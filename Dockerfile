@@ -14,22 +14,29 @@ ARG PYTHON_IMAGE=python:3.11-slim-trixie
 ARG FN_BUILD_IMAGE=fnproject/python:3.11-dev
 ARG FN_RUN_IMAGE=fnproject/python:3.11
 
-# --- wheel: the project's wheel (pure Python), built from the sources alone ----------------------------------
+# --- wheel: the operator's wheel (pure Python: SIEM_PURE_PYTHON leaves out the compiled redaction lane, which
+# only the functions use), built from the sources alone ---------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS wheel
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 SIEM_PURE_PYTHON=1
 WORKDIR /src
-COPY pyproject.toml README.md constraints.txt ./
+COPY pyproject.toml setup.py README.md constraints.txt ./
 COPY operator/siem_operator/ operator/siem_operator/
 COPY functions/siem_pipeline/ functions/siem_pipeline/
 RUN python -m pip wheel --no-deps -w /wheels .
 
-# --- functions-build: the Fn build image installs the package and the FDK into /python, as `fn build` does ---
+# --- functions-build: the Fn build image (it has the C compiler) builds the package with its compiled redaction
+# lane (siem_pipeline._credlane) and installs it and the FDK into /python, as `fn build` does; the build fails
+# if the lane was not compiled -------------------------------------------------------------------------------------
 FROM ${FN_BUILD_IMAGE} AS functions-build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY constraints.txt /tmp/constraints.txt
-COPY --from=wheel /wheels /wheels
-RUN whl="$(echo /wheels/oci_siem_operator-*.whl)" \
-    && pip3 install --target /python -c /tmp/constraints.txt fdk "${whl}" \
+WORKDIR /src
+COPY pyproject.toml setup.py README.md constraints.txt ./
+COPY operator/siem_operator/ operator/siem_operator/
+COPY functions/siem_pipeline/ functions/siem_pipeline/
+RUN pip3 wheel --no-deps -w /wheels . \
+    && whl="$(echo /wheels/oci_siem_operator-*.whl)" \
+    && pip3 install --target /python -c constraints.txt fdk "${whl}" \
+    && PYTHONPATH=/python python3 -c "import siem_pipeline._credlane" \
     && rm -f /python/bin/ocisim /python/bin/kubesim \
     && chmod -R o+rX /python
 

@@ -15,10 +15,18 @@ help:
 	@echo "make bench   run the benchmarks and record their figures"
 	@echo "make chaos   the long fault-injection profile: every fault at once over 1,000,000 events (docs/chaos.md)"
 
-$(STAMP): pyproject.toml constraints.txt
+# The redactor's text lane is compiled (setup.py: siem_pipeline/_credlane.c): a C compiler comes from Debian's
+# packages when the machine has none, and the install fails if the module was not built (the build itself
+# treats it as optional, for users without a compiler; the tests need it).
+$(STAMP): pyproject.toml constraints.txt setup.py functions/siem_pipeline/_credlane.c
+	@command -v cc >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) -U pip setuptools wheel
 	$(BIN)/pip install $(PIP_FLAGS) -c constraints.txt -e '.[test]'
+	@$(BIN)/python -c "import siem_pipeline._credlane" || { \
+		echo "siem_pipeline._credlane was not built: see pip's output above (a C compiler and Python's headers)"; \
+		exit 1; }
 	touch $@
 
 install: $(STAMP)

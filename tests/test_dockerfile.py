@@ -366,12 +366,14 @@ def test_dockerignore_keeps_out_what_must_not_ship() -> None:
 # --- the wheel stage, for real ------------------------------------------------------------------------------
 
 
-def _lay_out_wheel_stage(context: Path) -> Path:
-    """What the wheel stage's COPYs put in its WORKDIR, from the context Docker would send."""
-    stage = STAGES["wheel"]
+def _lay_out_wheel_stage(context: Path, name: str = "wheel") -> Path:
+    """What a stage's COPYs from the build context put in its WORKDIR, from the context Docker would send."""
+    stage = STAGES[name]
     assert [c.value for c in stage.all("WORKDIR")] == [("/src",)]
     patterns = _ignore_patterns()
     for copy in stage.all("COPY"):
+        if _flag(copy, "from") is not None:
+            continue
         *sources, dest = copy.value
         for source in sources:
             for rel in _tracked(source):
@@ -388,15 +390,56 @@ def _lay_out_wheel_stage(context: Path) -> Path:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = STAGES["wheel"].last("RUN").value
     assert run == ("python -m pip wheel --no-deps -w /wheels .",)
-    src = _lay_out_wheel_stage(tmp_path_factory.mktemp("src"))
+    return _build_wheel("wheel", tmp_path_factory)
+
+
+def _build_wheel(stage: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel a stage builds: its context laid out, its ENV applied, ``pip wheel`` run as its RUN does, minus
+    build isolation (which would fetch setuptools from the index)."""
+    src = _lay_out_wheel_stage(tmp_path_factory.mktemp("src"), stage)
     out = tmp_path_factory.mktemp("wheels")
-    # As the Dockerfile does, minus build isolation (which would fetch setuptools from the index).
+    env = {key: value for key, value in os.environ.items() if key != "SIEM_PURE_PYTHON"} | STAGES[stage].env()
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "--disable-pip-version-check", "-w", str(out), "."],
-                   cwd=src, check=True, capture_output=True, timeout=120)
+                   cwd=src, env=env, check=True, capture_output=True, timeout=300)
     wheels = list(out.glob("oci_siem_operator-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
+
+
+def test_the_operators_wheel_is_pure_python(wheel: Path) -> None:
+    """The operator never redacts: its wheel leaves the compiled lane out (SIEM_PURE_PYTHON), so it installs on
+    any platform; the functions' own build compiles it (below)."""
+    assert STAGES["wheel"].env().get("SIEM_PURE_PYTHON") == "1"
+    assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
+    with zipfile.ZipFile(wheel) as zf:
+        assert not [name for name in zf.namelist() if name.endswith(".so")]
+
+
+def test_the_functions_build_compiles_the_redaction_lane(tmp_path_factory: pytest.TempPathFactory,
+                                                          tmp_path: Path) -> None:
+    """The functions image is built in the Fn build image, which compiles siem_pipeline._credlane, and its RUN
+    fails unless the lane imports; built here the same way, the wheel holds the lane and it loads."""
+    stage = STAGES["functions-build"]
+    assert "SIEM_PURE_PYTHON" not in stage.env()
+    run = " ".join(stage.last("RUN").value)
+    assert run.startswith("pip3 wheel --no-deps -w /wheels . ")
+    assert 'PYTHONPATH=/python python3 -c "import siem_pipeline._credlane"' in run
+    built = _build_wheel("functions-build", tmp_path_factory)
+    with zipfile.ZipFile(built) as zf:
+        lanes = [name for name in zf.namelist() if name.startswith("siem_pipeline/_credlane.") and name.endswith(".so")]
+    assert len(lanes) == 1, built.name
+    site = tmp_path / "python"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
+                    "--disable-pip-version-check", "--target", str(site), str(built)],
+                   check=True, capture_output=True, timeout=60)
+    deps = next(p for p in sys.path if p.endswith("site-packages"))
+    probe = ("import siem_pipeline._credlane as lane, siem_pipeline.redact as r; "
+             "print(lane.__file__, r.Redactor().native)")
+    out = subprocess.run([sys.executable, "-S", "-c", probe], env={**os.environ, "PYTHONPATH": f"{site}:{deps}"},
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(site / "siem_pipeline" / lanes[0].split("/")[1]), "True"]
 
 
 def _removed_scripts(stage: str, bindir: str) -> set[str]:

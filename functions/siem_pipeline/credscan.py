@@ -21,7 +21,8 @@ Every pattern is a literal, so Hyperscan (Intel's SIMD multi-pattern matcher, th
 runs its fastest matcher, a few µs for a 5 KB audit event (patterns that also matched the values made it
 about four times as expensive: an automaton stepping through every value; ``"key":`` literals besides the
 keys added about 15 % to the scan, measured in instructions). Where its wheel does not exist, Python's ``re``
-gives the same reports, sorted the same way, several times slower.
+gives the same reports (a pass per word), sorted the same way, several times slower. The compiled lane
+(:mod:`siem_pipeline._credlane`) scans for the same words itself; this scanner gives it its word list and tables.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ class CredentialScanner:
             self._scratch = hyperscan.Scratch(self._db)
         else:
             self._db = None
-            self._words_re = re.compile(b"(?=(" + b"|".join(patterns) + b"))", re.I)
-            self._word_index = {word: i for i, word in enumerate(self.words)}
+            # one lookahead per word: an alternation would report only one of two words starting at one place
+            self._words_re = [re.compile(b"(?=" + pattern + b")", re.I) for pattern in patterns]
 
     def scan(self, text: bytes) -> list[tuple[int, int, int]]:
         if self._db is None:
@@ -112,10 +113,8 @@ class CredentialScanner:
         return hits
 
     def _scan_re(self, text: bytes) -> list[tuple[int, int, int]]:
-        hits = []
-        for match in self._words_re.finditer(text):
-            word = match.group(1).lower()
-            hits.append((self._word_index[word], 0, match.start() + len(word)))
+        hits = [(index, 0, match.start() + self.word_lengths[index])
+                for index, pattern in enumerate(self._words_re) for match in pattern.finditer(text)]
         hits.sort(key=lambda hit: (hit[2], hit[0]))
         return hits
 

@@ -1,5 +1,6 @@
 """The credential scanner: Hyperscan and the ``re`` fallback report the same hits, and values are read where
-they start exactly as a JSON parser reads them."""
+they start exactly as a JSON parser reads them; the compiled lane (``siem_pipeline._credlane``) scans and reads
+as they do."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import random
 import orjson
 import pytest
 
+from siem_pipeline import redact
+from siem_pipeline._credlane import Lane
 from siem_pipeline.credscan import CredentialScanner, value_end
-from siem_pipeline.redact import DEFAULT_KEYS
+from siem_pipeline.redact import DEFAULT_KEYS, MASK, Redactor
 from tests.support.audit_events import generated
 
 
@@ -24,9 +27,18 @@ def _texts() -> list[bytes]:
     return texts
 
 
-def test_backends_agree_on_audit_events_and_noise() -> None:
-    fast, plain = CredentialScanner(DEFAULT_KEYS, backend="hyperscan"), CredentialScanner(DEFAULT_KEYS, backend="re")
-    for text in _texts():
+_KEY_SETS: list[frozenset[str] | set[str]] = [
+    DEFAULT_KEYS,
+    DEFAULT_KEYS | {"x-api-key", "token", "st$x", "a1"},  # keys sharing first bytes and a marker's first pair
+    {"ab", "cd"},  # the shortest keys it takes
+    {f"{letter}key" for letter in "defghijklmnqrtuvwxyz"},  # first bytes in more than 8 classes: no vector scan
+]
+
+
+@pytest.mark.parametrize("keys", _KEY_SETS, ids=["default", "extra", "short", "many-classes"])
+def test_backends_agree_on_audit_events_and_noise(keys: frozenset[str]) -> None:
+    fast, plain = CredentialScanner(keys, backend="hyperscan"), CredentialScanner(keys, backend="re")
+    for text in [*_texts(), b"ST$X st$x", b"opc-obo-token"]:
         assert sorted(fast.scan(text)) == sorted(plain.scan(text)), text[:80]
         assert [hit[2] for hit in fast.scan(text)] == sorted(hit[2] for hit in fast.scan(text))  # by their end
 
@@ -103,3 +115,110 @@ def test_a_marker_the_table_calls_harmless_is_never_touched_by_the_token_rules()
                         checked += 1
                         assert TOKEN_PATTERN.sub("X", decoded) == decoded, text
     assert checked > 1000
+
+
+# -- the compiled lane (siem_pipeline._credlane): its scan and its value reader against the Python ones --------
+
+
+
+
+def _lane(keys: set[str] | frozenset[str], simd: bool) -> tuple[CredentialScanner, Lane]:
+    assert redact._credlane is not None, "the compiled lane is not built: make install builds it with the C compiler"
+    scanner = CredentialScanner(keys, backend="re")
+    lane = Lane(scanner.words, scanner.key_count, scanner.harmless_after,
+                                 orjson.dumps(MASK), simd=simd)
+    return scanner, lane
+
+
+def test_the_compiled_lane_is_built_and_used() -> None:
+    """``make install`` compiles it (setup.py); where it is built the redactor uses it by default."""
+    assert redact._credlane is not None, "the compiled lane is not built: make install builds it with the C compiler"
+    assert Redactor().native
+    assert not Redactor(native=False).native
+    assert not Redactor(["data.resourceName"]).native  # paths beyond the lane's: the walk, whatever is built
+
+
+@pytest.mark.parametrize("simd", [True, False], ids=["vector-scan", "byte-scan"])
+@pytest.mark.parametrize("keys", _KEY_SETS, ids=["default", "extra", "short", "many-classes"])
+def test_the_compiled_scan_reports_what_the_scanner_reports(keys: frozenset[str], simd: bool) -> None:
+    scanner, lane = _lane(keys, simd)
+    rng = random.Random(9)
+    texts = _texts()
+    # every word at every offset of a 64-byte window (the vector scan's blocks are 16 and 32 bytes), and at the end
+    for _index, word in enumerate(scanner.words):
+        for offset in range(70):
+            filler = bytes(rng.choice(b"abcdefghij") for _ in range(offset))
+            texts += [filler + word.upper() + filler, filler + word, word * 3]
+    for text in texts:
+        assert lane.scan(text) == sorted(scanner.scan(text), key=lambda hit: (hit[2], hit[0])), text[:80]
+    if len({word[0] for word in scanner.words}) > 8 or not simd:
+        assert lane.simd == 0
+    else:
+        assert lane.simd in (1, 2)
+
+
+def test_compiled_value_end_reads_what_json_reads() -> None:
+    """Where the Python reader gives an end, the C one gives the same; the C one also reads arrays of any values
+    (the lane masks each element, as the walk does), and nothing else."""
+    assert redact._credlane is not None
+    c_value_end = redact._credlane.value_end
+    rng = random.Random(3)
+    values: list[object] = ["", "plain", 'q"uo\\te', "\u00e9\u212a\U0001f600", "\\u0041", [], ["a"], ["a", "b"],
+                            [1, "x"], [{"a": [1, 2.5e-3, None, True, False]}, []], None, [[[]]], ["x" * 300] * 3]
+    for value in values:
+        for text in (orjson.dumps({"k": value, "z": 1}), json.dumps({"k": value, "z": 1}).encode(),
+                     json.dumps({"k": value, "z": 1}, indent=1).encode()):
+            start = text.index(b":") + 1
+            while text[start:start + 1] in (b" ", b"\n"):
+                start += 1
+            found = c_value_end(text, start)
+            assert found is not None, text
+            end, count = found
+            assert json.loads(text[start:end]) == value
+            assert count == (1 if isinstance(value, str) else len(value) if isinstance(value, list) else 0)
+            python = value_end(text, start)
+            assert python is None or python == found
+    for bad in (b'{"k":{"a":"b"}}', b'{"k":17}', b'{"k":true}', b'{"k":"unterminated', b'{"k":["a"',
+                b'{"k":"bad \x01 char"}', b'{"k":"bad \\x escape"}', b'{"k":"\\u12"}', b'{"k":[1,]}', b'{"k":[01]}',
+                b'{"k":[-]}', b'{"k":[1.]}', b'{"k":[1e]}', b'{"k":[nul]}', b'{"k":[{"a" 1}]}', b'{"k":[{1:2}]}',
+                b'{"k":' + b"[" * 100 + b"]" * 100 + b"}", b'{"k":'):
+        assert c_value_end(bad, 5) is None, bad
+    for _ in range(300):  # noise: never an end past the text, never an end JSON disagrees with
+        text = b'{"k":' + bytes(rng.choice(b'[]{}",:\\ au01.e-') for _ in range(rng.randrange(0, 30)))
+        found = c_value_end(text, 5)
+        if found is not None:
+            assert json.loads(text[5:found[0]]) is not None or text[5:found[0]] == b"null"
+
+
+def test_the_compiled_lane_edits_and_refuses() -> None:
+    _, lane = _lane(DEFAULT_KEYS, True)
+    clean = b'{"a":"b"}'
+    assert lane.redact(clean, None) is clean  # nothing to mask: the text itself
+    masked = lane.redact(b'{"Authorization":["x","y","z","w","v","u","t","s","r"],"opc-principal":"p"}', None)
+    assert masked is not None
+    assert orjson.loads(masked) == {"Authorization": [MASK] * 9, "opc-principal": MASK}
+    assert lane.redact(b'{"n":"Bearer abc"}', None) is None  # a token outside a member: the walk
+    assert lane.redact(b'{"credentials":"c"}', None) is None  # a credentials member the head did not decode
+    assert lane.redact(b'{"credentials":"c"}', b'"c"') == b'{"credentials":"[REDACTED]"}'
+    assert lane.redact(b'{"credentials":"c"}', b'"d"') is None  # not the value the head decoded
+    assert lane.redact(b'{"x":1}', b'"c"') is None  # the head decoded credentials the lane did not meet
+    assert lane.redact(b"st$" * 200_000, None) is None  # 200,000 hits: sorted and refused, not slow or unsafe
+    deep = b'{"authorization":' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    assert lane.redact(deep, None) is None  # nested past the reader's depth: the walk (which has its own limits)
+    with pytest.raises(TypeError):
+        lane.redact("text", None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at most 64"):
+        redact._credlane.Lane((b"ab",) * 65, 1, (None,) * 65, b'"m"')
+    with pytest.raises(ValueError, match="two bytes"):
+        redact._credlane.Lane((b"a", b"credentials"), 2, (None, None), b'"m"')
+
+
+def test_keys_the_compiled_lane_cannot_take_run_the_python_lane() -> None:
+    one_letter = Redactor(extra_keys=["x"])
+    assert one_letter.lane
+    assert not one_letter.native
+    with pytest.raises(ValueError, match="two bytes"):
+        Redactor(extra_keys=["x"], native=True)
+    many = Redactor(extra_keys=[f"key-{i}" for i in range(70)])
+    assert many.lane
+    assert not many.native
