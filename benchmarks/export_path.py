@@ -11,7 +11,8 @@ Events come from ocisim's generator (:mod:`ocisim.auditgen`: 1 to 40 KB, 5 KB on
 headers, ``identity.credentials``, ``ST$``/``Bearer``/``Basic`` tokens), serialised as the fetch writes
 them (compact orjson).
 
-Figures, per destination (HEC gzip on/off, syslog RFC 5424, CEF over syslog, ``_bulk`` gzip on/off):
+Figures, per destination (HEC gzip on/off, syslog RFC 5424, CEF over syslog, ``_bulk`` gzip on/off, and HEC gzip
+again with the redactor's text lane in Python instead of compiled, ``hec_gzip_python_lane``):
 CPU µs per event of the exporting process (``time.process_time``: the machine is shared, so CPU, not
 wall time), events per CPU-second ("per core": the export is single-threaded), bytes on the wire per
 event, and the wall rate; median, min and max over ``--runs`` runs. Also the gzip backends and levels on
@@ -67,7 +68,10 @@ COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaabench"
 TOKEN = "00000000-1111-2222-3333-444444444444"  # noqa: S105 (the sink accepts any token)
 BATCH = 1000
 TARGET_EVENTS_PER_CORE = 25_000
-DESTINATIONS = ("hec_gzip", "hec_plain", "syslog_rfc5424", "cef", "bulk_gzip", "bulk_plain")
+DESTINATIONS = ("hec_gzip", "hec_plain", "syslog_rfc5424", "cef", "bulk_gzip", "bulk_plain", "hec_gzip_python_lane")
+#: A destination's run with the redactor's text lane in Python (siem_pipeline.credscan) instead of compiled
+#: (siem_pipeline._credlane): the same export otherwise, measured in the same run for the ratio.
+PYTHON_LANE = "_python_lane"
 
 
 def make_events(count: int, seed: int = 7) -> list[bytes]:
@@ -164,7 +168,7 @@ def sink(kind: str, pki: Pki) -> Iterator[Sink]:
 def destination(name: str, port: int, pki: Pki) -> Destination:
     url = f"https://localhost:{port}"
     if name.startswith("hec"):
-        return HecClient(url, TOKEN, ca_bundle=pki.ca, compress=name == "hec_gzip")
+        return HecClient(url, TOKEN, ca_bundle=pki.ca, compress=name.startswith("hec_gzip"))
     if name.startswith("bulk"):
         return BulkClient(url, ca_bundle=pki.ca, compress=name == "bulk_gzip", max_batch_events=BATCH)
     # syslog-ng's default log-msg-size (64 KiB): every generated event fits without trimming
@@ -196,7 +200,7 @@ def run_export(name: str, raws: list[bytes], pki: Pki, id_dir: Path) -> Run:
     with sink(sink_kind(name), pki) as receiver:
         dest = destination(name, receiver.port, pki)
         store = id_dir / f"{name}-{time.monotonic_ns()}.ids"
-        redactor = Redactor()
+        redactor = Redactor(native=False) if name.endswith(PYTHON_LANE) else Redactor()
         exporter = Exporter(MemoryReader(lambda a, b: messages[a:b], len(messages)), dest, CountingDeadLetters(),
                             redactor=redactor, id_store=FileIdStore(store))
         gc.collect()
