@@ -33,7 +33,10 @@ variable                               default     meaning
 ``SIEM_MAX_WINDOW_MINUTES``            60          longest live window (catch-up after an outage)
 ``SIEM_BACKFILL_START``                (none)      backfill from this time (clamped to 365 days back)
 ``SIEM_BACKFILL_CHUNK_MINUTES``        60          longest backfill window
-``SIEM_BACKFILL_BUDGET``               20          backfill windows per fanout run (after every live window)
+``SIEM_BACKFILL_BUDGET``               240         backfill windows per fanout run (after every live window)
+``SIEM_BACKFILL_CHUNKS_PER_PAIR``      24          consecutive backfill windows one pair gets per run
+``SIEM_BACKFILL_LEASE_MINUTES``        10          a pair's issued backfill windows count as in flight (no more
+                                                   for it) until this long passes without progress
 ``SIEM_EVENT_TYPES_INCLUDE``           (all)       event types to keep (globs, case-insensitive), applied here
                                                    already; ``SIEM_EVENT_TYPES`` is read when it is unset
 ``SIEM_EVENT_TYPES_EXCLUDE``           (none)      event types to drop; else ``SIEM_EXCLUDE_EVENT_TYPES``
@@ -61,7 +64,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from siem_pipeline.audit_source import EventTypeFilter
 from siem_pipeline.windows import WindowPolicy, parse_time
@@ -97,7 +100,9 @@ class CollectConfig(BaseModel):
     max_window_minutes: int = Field(60, ge=1)
     backfill_start: dt.datetime | None = None
     backfill_chunk_minutes: int = Field(60, ge=1)
-    backfill_budget: int = Field(20, ge=0)
+    backfill_budget: int = Field(240, ge=0)
+    backfill_chunks_per_pair: int = Field(24, ge=1)
+    backfill_lease_minutes: int = Field(10, ge=0)
     event_types_include: tuple[str, ...] = ()
     event_types_exclude: tuple[str, ...] = ()
     items_per_fetch: int = Field(25, ge=1)
@@ -113,7 +118,9 @@ class CollectConfig(BaseModel):
         return WindowPolicy(interval=self.interval_minutes * minutes, delay=self.delay_minutes * minutes,
                             max_window=max(self.max_window_minutes, self.interval_minutes) * minutes,
                             backfill_chunk=self.backfill_chunk_minutes * minutes,
-                            backfill_budget=self.backfill_budget, backfill_start=self.backfill_start)
+                            backfill_budget=self.backfill_budget,
+                            backfill_chunks_per_pair=self.backfill_chunks_per_pair,
+                            backfill_lease=self.backfill_lease_minutes * minutes, backfill_start=self.backfill_start)
 
     def event_filter(self) -> EventTypeFilter:
         return EventTypeFilter(self.event_types_include, self.event_types_exclude)
@@ -164,6 +171,8 @@ class CollectConfig(BaseModel):
                    "SIEM_WINDOW_INTERVAL_MINUTES": "interval_minutes", "SIEM_WINDOW_DELAY_MINUTES": "delay_minutes",
                    "SIEM_MAX_WINDOW_MINUTES": "max_window_minutes",
                    "SIEM_BACKFILL_CHUNK_MINUTES": "backfill_chunk_minutes", "SIEM_BACKFILL_BUDGET": "backfill_budget",
+                   "SIEM_BACKFILL_CHUNKS_PER_PAIR": "backfill_chunks_per_pair",
+                   "SIEM_BACKFILL_LEASE_MINUTES": "backfill_lease_minutes",
                    "SIEM_ITEMS_PER_FETCH": "items_per_fetch", "SIEM_FETCH_REQUESTS_PER_RUN": "fetch_requests_per_run",
                    "SIEM_ITEM_MAX_ATTEMPTS": "item_max_attempts", "SIEM_AUDIT_RETRY_SECONDS": "audit_retry_seconds",
                    "SIEM_FETCH_MAX_SECONDS": "fetch_max_seconds",
@@ -174,4 +183,10 @@ class CollectConfig(BaseModel):
                     values[name] = float(text) if name in _FLOATS else int(text)
                 except ValueError:
                     raise ValueError(f"{var}={text!r} is not a number") from None
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ValidationError as exc:  # name the variable, not the field
+            variables = {name: var for var, name in numbers.items()}
+            problems = "; ".join(f"{variables.get(str(error['loc'][0]), error['loc'][0])}: {error['msg']}"
+                                 for error in exc.errors())
+            raise ValueError(f"invalid configuration: {problems}") from None

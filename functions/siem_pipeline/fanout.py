@@ -9,14 +9,17 @@ One run (the schedule fires it), in this order, each step safe to repeat after a
    rule names it.
 2. **State**: the state stream is read (the last two refresh periods when a refresh marker allows,
    else all of it); it is refreshed (live keys rewritten) when due.
-3. **Windows** (:func:`siem_pipeline.windows.plan`): every pair's live window, then the oldest
-   backfill chunks within the budget. Pairs seen for the first time get their initial watermark
-   (and backfill range) written to the state stream *before* any of their work items exist, so the
-   next run continues from the same place even if this one dies.
+3. **Windows** (:func:`siem_pipeline.windows.plan`): every pair's live window, then backfill chunks
+   within the budget, up to ``SIEM_BACKFILL_CHUNKS_PER_PAIR`` consecutive ones per pair, for pairs
+   whose earlier chunks are not in flight (``issued/…``, written once they are published). Pairs seen
+   for the first time get their initial watermark (and backfill range) written to the state stream
+   *before* any of their work items exist, so the next run continues from the same place even if this
+   one dies.
 4. **Work items** go to the work stream, packed into groups (one key per group: one partition,
-   consecutive offsets), and one fetch request per group is published on the fetch topic (offsets
-   only). A crash before publishing leaves orphaned items nobody reads; the watermarks have not
-   moved, so the next run issues the same windows again.
+   consecutive offsets; a pair's backfill chunks never split between groups, so one fetch request
+   fetches them in order), and one fetch request per group is published on the fetch topic (offsets
+   only); then the pairs' ``issued/…`` records. A crash before publishing leaves orphaned items nobody
+   reads; the watermarks have not moved, so the next run issues the same windows again.
 5. **Export sweep** (looked at before step 4 publishes anything, so it sees the stream as the previous
    runs left it): when the events stream holds messages the export's consumer group has not
    committed, one export signal is published on the export topic. Fetch signals export only when it
@@ -61,11 +64,13 @@ from siem_pipeline.state import (
     backfill_key,
     backfill_record,
     health_record,
+    issued_key,
+    issued_record,
     watermark_key,
     watermark_record,
 )
-from siem_pipeline.windows import PairKey, Plan, format_time, plan
-from siem_pipeline.workitems import WorkItem, fetch_requests, group_key, items_per_request
+from siem_pipeline.windows import PairKey, Plan, Window, format_time, plan
+from siem_pipeline.workitems import WorkItem, fetch_requests, group_key, items_per_request, pack
 
 if TYPE_CHECKING:
     from siem_pipeline.fn import Invocation
@@ -239,6 +244,7 @@ class Fanout:
                  for pair, window in schedule.items]
         swept = self._sweep(run, now)  # before this run's fetches write anything
         requests = self._enqueue(items, run)
+        self._issued(schedule, now)
         self._health(now, pairs, schedule, len(items), requests, swept)
         result = FanoutResult(run=run, regions=regions, compartments=len(compartments), pairs=len(pairs),
                               initialized=len(schedule.initial), live_items=len(schedule.live),
@@ -263,11 +269,27 @@ class Fanout:
             records[watermark_key(pair)] = watermark_record(pair, init.watermark, now)
         self.state.put(records)
 
+    def _issued(self, schedule: Plan, now: dt.datetime) -> None:
+        """Record each pair's chunks as handed out (after publishing them: a crash before this only means that the
+        next run may hand them out again), and drop the records of pairs whose backfill is done."""
+        chunks: dict[PairKey, list[Window]] = {}
+        for pair, window in schedule.backfill:
+            chunks.setdefault(pair, []).append(window)
+        records: dict[str, dict[str, Any] | None] = {
+            issued_key(pair): issued_record(pair, windows[-1].end, len(windows), now)
+            for pair, windows in chunks.items()}
+        for key, record in self.state.records.items():
+            if key.startswith("issued/") and key not in records and record is not None:
+                backfill = self.state.backfill(PairKey(str(record.get("region")), str(record.get("compartmentId"))))
+                if backfill is None or backfill.done:
+                    records[key] = None
+        self.state.put(records)
+
     def _enqueue(self, items: list[WorkItem], run: str) -> int:
         if not items:
             return 0
         per_request = items_per_request(len(items), self.config.items_per_fetch, self.config.fetch_requests_per_run)
-        groups = [i // per_request for i in range(len(items))]
+        groups = pack(items, per_request)
         written = self.work.put([(group_key(run, g), item.to_json()) for g, item in zip(groups, items, strict=True)])
         requests = fetch_requests(self.config.work_stream.stream_id, written, groups, run)
         publisher = self.factory.notification_data(endpoint=self.config.topic_endpoint, region=self.region)

@@ -24,8 +24,13 @@ A request is worked through within a time budget (``SIEM_FETCH_MAX_SECONDS``, an
 deadline): items not started by then go back on the work stream in a continuation request, so a
 large request never times out half done and then repeats its first windows forever.
 
+Items are worked through live first, each pair's windows of a track in window order (fanout hands a pair
+several consecutive backfill chunks in one request; a put retried after a partial failure may have placed
+one later in the partition). After a window fails, the later windows of its pair and track **wait**: they
+are not fetched (their ends would be recorded past the failed one) and go back with it, behind it.
+
 A window that fails (after the client's retries) does not stop the others. It is re-enqueued on the
-work stream with ``attempt + 1`` and announced in a new fetch request; after ``item_max_attempts`` the
+work stream with ``attempt + 1`` (the windows waiting for it behind it) and announced in a new fetch request; after ``item_max_attempts`` the
 invocation raises :class:`FetchFailed` once the rest is done, so ONS redelivers the request. Finally
 ``health/fetch/<region>`` (and ``health/fetch-errors/<region>``) records are written and, if events
 were written, the export topic is signalled. A fetch still writing after ``EARLY_SIGNAL_SECONDS`` (15 s)
@@ -66,7 +71,7 @@ from siem_pipeline.state import (
     watermark_record,
 )
 from siem_pipeline.stream_reader import read_partition
-from siem_pipeline.windows import BackfillRange, format_time
+from siem_pipeline.windows import BackfillRange, PairKey, format_time
 from siem_pipeline.workitems import FetchRequest, MalformedMessage, WorkItem, fetch_requests, group_key
 
 if TYPE_CHECKING:
@@ -101,7 +106,7 @@ class FetchFailed(RuntimeError):
 @dataclasses.dataclass
 class ItemOutcome:
     item: WorkItem
-    status: str  # done | retried | failed
+    status: str  # done | retried | failed | waiting (after an earlier window of its pair and track failed)
     events: int = 0
     dead_lettered: int = 0
     error: str | None = None
@@ -131,7 +136,7 @@ class FetchResult:
         return {"partition": self.request.partition, "first": self.request.first, "last": self.request.last,
                 "read": self.read, "malformed": self.malformed, "deferred": self.deferred,
                 "done": self.count("done"),
-                "retried": self.count("retried"), "failed": self.count("failed"),
+                "retried": self.count("retried"), "failed": self.count("failed"), "waiting": self.count("waiting"),
                 "events": self.events, "deadLettered": self.dead_lettered}
 
 
@@ -211,22 +216,38 @@ class Fetcher:
                 if producer is not None:
                     producer.deadline = started + left - DEADLINE_MARGIN_SECONDS / 2
         result = FetchResult(request)
-        items = self.read_items(request, result)
+        # A pair's windows of one track in window order, live first (fanout writes them so, but a put retried
+        # after a partial failure may land later in the partition). Each window's end is recorded only when
+        # everything before it is in, so after one fails the pair's later windows of that track wait for it.
+        items = sorted(self.read_items(request, result), key=lambda item: (item.track != "live", item.pair,
+                                                                            item.start))
+        stopped: set[tuple[PairKey, str]] = set()
         deferred: list[WorkItem] = []
         for item in items:
+            if (item.pair, item.track) in stopped:
+                result.outcomes.append(ItemOutcome(item, "waiting"))
+                continue
             if result.outcomes and time.monotonic() - started >= budget:  # at least one item: progress
                 deferred.append(item)
                 continue
-            result.outcomes.append(self._process(item))
+            outcome = self._process(item)
+            result.outcomes.append(outcome)
+            if outcome.status == "failed":
+                stopped.add((item.pair, item.track))
         if deferred:
             self._enqueue(deferred, f"{request.run or 'fetch'}-continued-{uuid.uuid4().hex[:6]}")
             result.deferred = len(deferred)
+        # A failed window goes back with attempt + 1, the windows waiting for it after it, in one request (whose
+        # fetch orders them again). When it has no attempt left they are dropped: the next fanout issues them.
         limit = self.config.item_max_attempts
         retry = [o for o in result.outcomes if o.status == "failed" and o.item.attempt + 1 < limit]
         if retry:
+            again = {(o.item.pair, o.item.track) for o in retry}
+            waiting = [o for o in result.outcomes if o.status == "waiting" and (o.item.pair, o.item.track) in again]
             run = f"fetch-retry-{uuid.uuid4().hex[:8]}"
-            self._enqueue([dataclasses.replace(o.item, attempt=o.item.attempt + 1) for o in retry], run)
-            for outcome in retry:
+            self._enqueue([dataclasses.replace(o.item, attempt=o.item.attempt + 1) for o in retry]
+                          + [o.item for o in waiting], run)
+            for outcome in (*retry, *waiting):
                 outcome.status = "retried"
         # health and the export signal never hide a failed window, but fail the invocation themselves
         # (a redelivered request re-does its windows: at-least-once, and the watermarks only grow)

@@ -30,6 +30,14 @@ sees the pair, then by fetch after each window)::
      "next": "…Z", "end": "…Z",                # still to fetch: [next, end); done when next == end
      "updated": "…Z"}
 
+``issued/<region>/<compartmentId>``, the backfill chunks fanout last handed out for a pair (fanout, after
+publishing them; a tombstone once the pair's backfill is done). While they are not all done and the
+later of ``at`` and the backfill record's ``updated`` is within the lease, no run gives the pair more::
+
+    {"type": "issued", "version": 1, "region": "…", "compartmentId": "…",
+     "until": "…Z",                            # the end of the last chunk handed out
+     "chunks": 24, "at": "…Z"}
+
 ``health/fanout`` (fanout, every run)::
 
     {"type": "health", "component": "fanout", "version": 1, "updated": "…Z",
@@ -116,6 +124,15 @@ def watermark_key(pair: PairKey) -> str:
 
 def backfill_key(pair: PairKey) -> str:
     return f"backfill/{pair.region}/{pair.compartment_id}"
+
+
+def issued_key(pair: PairKey) -> str:
+    return f"issued/{pair.region}/{pair.compartment_id}"
+
+
+def issued_record(pair: PairKey, until: dt.datetime, chunks: int, now: dt.datetime) -> dict[str, Any]:
+    return {"type": "issued", "version": VERSION, "region": pair.region, "compartmentId": pair.compartment_id,
+            "until": format_time(until), "chunks": chunks, "at": format_time(now)}
 
 
 def watermark_record(pair: PairKey, watermark: dt.datetime, now: dt.datetime, *,
@@ -243,7 +260,12 @@ class StateStore:
 
     def pair_state(self, pair: PairKey) -> PairState:
         backfill = self.backfill(pair)
-        return PairState(watermark=self.watermark(pair), backfill=backfill, backfill_known=backfill is not None)
+        issued = self.records.get(issued_key(pair)) or {}
+        until, at = _time_of(issued, "until"), _time_of(issued, "at")
+        updated = _time_of(self.records.get(backfill_key(pair)), "updated")
+        active = max((when for when in (at, updated) if when is not None), default=None)
+        return PairState(watermark=self.watermark(pair), backfill=backfill, backfill_known=backfill is not None,
+                         backfill_issued_until=until, backfill_active_at=active if until is not None else None)
 
     def pair_states(self, pairs: Iterable[PairKey]) -> dict[PairKey, PairState]:
         return {pair: self.pair_state(pair) for pair in pairs}

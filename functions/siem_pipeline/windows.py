@@ -22,9 +22,15 @@ pair (the state does not keep where its live track began); a watermark older tha
 is still walked forward one ``max_window`` per run (the empty windows cost one ListEvents each).
 
 Scheduling (:func:`plan`): every run first takes the live window of *every* pair, then at most
-``backfill_budget`` backfill chunks across all pairs, oldest first, at most one per pair (a pair's
-chunks must complete in order: its backfill record advances only over a contiguous prefix), so a
-backlog never delays live windows and the oldest history goes first.
+``backfill_budget`` backfill chunks across all pairs: each pair up to ``backfill_chunks_per_pair``
+consecutive chunks from its ``next``, handed out round by round (every pair's first chunk before any
+pair's second), oldest first within a round; so a backlog never delays live windows, the oldest
+history goes first, and a 30-day backfill of 1-hour chunks takes 30 runs, not 720. A pair's chunks of
+one run are fetched in order by one fetch request, which stops at the first that fails (its backfill
+record advances only over a contiguous prefix: see :mod:`siem_pipeline.fetch`). While they are in
+flight (fanout records them as issued; fetch's progress keeps the record fresh), later runs give that
+pair no chunks, until ``backfill_lease`` passes without progress (a fetch that died): then its chunks
+are issued again from ``next``.
 """
 
 from __future__ import annotations
@@ -135,7 +141,11 @@ class WindowPolicy:
     #: longest backfill chunk
     backfill_chunk: dt.timedelta = dt.timedelta(minutes=60)
     #: backfill chunks per run, across all pairs
-    backfill_budget: int = 20
+    backfill_budget: int = 240
+    #: consecutive backfill chunks one pair gets per run (one fetch request fetches them in order)
+    backfill_chunks_per_pair: int = 24
+    #: how long a pair's issued chunks count as in flight without progress (then they are issued again)
+    backfill_lease: dt.timedelta = dt.timedelta(minutes=10)
     #: None: no backfill
     backfill_start: dt.datetime | None = None
 
@@ -150,6 +160,10 @@ class WindowPolicy:
             raise ValueError("max_window must be at least the interval")
         if self.backfill_budget < 0:
             raise ValueError("backfill_budget must not be negative")
+        if self.backfill_chunks_per_pair < 1:
+            raise ValueError("backfill_chunks_per_pair must be at least 1")
+        if self.backfill_lease < dt.timedelta(0):
+            raise ValueError("backfill_lease must not be negative")
         if self.backfill_start is not None:
             object.__setattr__(self, "backfill_start", _check(self.backfill_start, "backfill_start"))
 
@@ -193,6 +207,17 @@ def backfill_window(backfill: BackfillRange, policy: WindowPolicy) -> Window | N
     return Window(backfill.next, min(backfill.end, backfill.next + policy.backfill_chunk), "backfill")
 
 
+def backfill_windows(backfill: BackfillRange, policy: WindowPolicy) -> list[Window]:
+    """The pair's next ``backfill_chunks_per_pair`` consecutive chunks (fewer near the range's end)."""
+    windows: list[Window] = []
+    while len(windows) < policy.backfill_chunks_per_pair:
+        window = backfill_window(BackfillRange(windows[-1].end if windows else backfill.next, backfill.end), policy)
+        if window is None:
+            break
+        windows.append(window)
+    return windows
+
+
 @dataclasses.dataclass(frozen=True)
 class PairState:
     """What the state stream says about one pair (None: nothing recorded)."""
@@ -201,6 +226,16 @@ class PairState:
     backfill: BackfillRange | None = None
     #: True once a backfill record exists (done or not): a pair is initialized at most once
     backfill_known: bool = False
+    #: the end of the backfill chunks fanout last issued for the pair, and when it issued them or a fetch last
+    #: advanced the backfill (whichever is later): the chunks are in flight while that is recent
+    backfill_issued_until: dt.datetime | None = None
+    backfill_active_at: dt.datetime | None = None
+
+    def backfill_in_flight(self, now: dt.datetime, lease: dt.timedelta) -> bool:
+        """Issued chunks not all done, and progress (or the issue) within ``lease``."""
+        backfill, until, active = self.backfill, self.backfill_issued_until, self.backfill_active_at
+        return (backfill is not None and until is not None and active is not None and backfill.next < until
+                and now - active < lease)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +243,7 @@ class Plan:
     #: pairs first seen in this run: their initial state, to record before any of their work items
     initial: dict[PairKey, Initial]
     live: list[tuple[PairKey, Window]]
+    #: a pair's chunks together and in order
     backfill: list[tuple[PairKey, Window]]
     #: pairs with a live backlog beyond one window (still catching up)
     behind: list[PairKey]
@@ -219,12 +255,13 @@ class Plan:
 
 def plan(pairs: Iterable[PairKey], states: Mapping[PairKey, PairState], now: dt.datetime,
          policy: WindowPolicy) -> Plan:
-    """This run's windows: every pair's live window first, then the oldest backfill chunks within the budget."""
+    """This run's windows: every pair's live window first, then backfill chunks within the budget (see the
+    module's doc), a pair's together and in order."""
     horizon = policy.horizon(now)
     initial: dict[PairKey, Initial] = {}
     live: list[tuple[PairKey, Window]] = []
     behind: list[PairKey] = []
-    candidates: list[tuple[dt.datetime, PairKey, Window]] = []
+    candidates: list[tuple[int, dt.datetime, PairKey, Window]] = []
     for key in sorted(set(pairs)):
         state = states.get(key, PairState())
         watermark, backfill = state.watermark, state.backfill
@@ -242,10 +279,9 @@ def plan(pairs: Iterable[PairKey], states: Mapping[PairKey, PairState], now: dt.
             live.append((key, window))
             if window.end < horizon:
                 behind.append(key)
-        if backfill is not None:
-            chunk = backfill_window(backfill, policy)
-            if chunk is not None:
-                candidates.append((chunk.start, key, chunk))
-    candidates.sort(key=lambda c: (c[0], c[1]))
-    chosen = [(key, chunk) for _, key, chunk in candidates[:policy.backfill_budget]]
-    return Plan(initial=initial, live=live, backfill=chosen, behind=behind)
+        if backfill is not None and not state.backfill_in_flight(now, policy.backfill_lease):
+            for rank, chunk in enumerate(backfill_windows(backfill, policy)):
+                candidates.append((rank, chunk.start, key, chunk))
+    candidates.sort(key=lambda c: (c[0], c[1], c[2]))  # round by round, oldest first
+    chosen = sorted(candidates[:policy.backfill_budget], key=lambda c: (c[2], c[1]))  # each pair's, in order
+    return Plan(initial=initial, live=live, backfill=[(key, chunk) for _, _, key, chunk in chosen], behind=behind)

@@ -152,6 +152,23 @@ def items_per_request(total: int, min_items: int, max_requests: int) -> int:
     return max(min_items, math.ceil(total / max_requests))
 
 
+def pack(items: Sequence[WorkItem], per_request: int) -> list[int]:
+    """Each item's group: ``per_request`` items to a group, but a pair's backfill chunks (consecutive in ``items``,
+    in order) never split between groups, so one fetch request fetches them, in order. A group is never cut
+    below ``per_request``, so there are no more groups than ``ceil(len(items) / per_request)``."""
+    groups: list[int] = []
+    group = size = 0
+    for index, item in enumerate(items):
+        previous = items[index - 1] if index else None
+        continues = (previous is not None and item.track == previous.track == "backfill"
+                     and item.pair == previous.pair)
+        if size >= per_request and not continues:
+            group, size = group + 1, 0
+        groups.append(group)
+        size += 1
+    return groups
+
+
 def group_key(run: str, group: int) -> bytes:
     """The message key of one request's items: one key, one partition."""
     return f"{run}/{group}".encode()

@@ -170,6 +170,11 @@ def test_config_from_env() -> None:
     policy = config.window_policy()
     assert policy.delay == 20 * MIN
     assert policy.backfill_start == parse_time("2026-01-01T00:00:00Z")
+    assert (policy.backfill_budget, policy.backfill_chunks_per_pair, policy.backfill_lease) == (240, 24, 10 * MIN)
+    tuned = CollectConfig.from_env({**env, "SIEM_BACKFILL_CHUNKS_PER_PAIR": "6", "SIEM_BACKFILL_LEASE_MINUTES": "30"})
+    assert (tuned.window_policy().backfill_chunks_per_pair, tuned.window_policy().backfill_lease) == (6, 30 * MIN)
+    with pytest.raises(ValueError, match="SIEM_BACKFILL_CHUNKS_PER_PAIR"):
+        CollectConfig.from_env({**env, "SIEM_BACKFILL_CHUNKS_PER_PAIR": "0"})
     assert not config.event_filter().matches({"eventType": "com.oraclecloud.ComputeApi.ListInstances"})
     assert config.audit_retry_seconds == 30
     for missing in ("SIEM_WORK_STREAM_ID", "SIEM_FETCH_TOPIC_ID"):

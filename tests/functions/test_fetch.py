@@ -19,7 +19,7 @@ from siem_pipeline.fetch import Fetcher, FetchFailed, FetchResult
 from siem_pipeline.oci_clients import OciClientFactory
 from siem_pipeline.producer import StreamProducer
 from siem_pipeline.state import StateStore
-from siem_pipeline.windows import PairKey, format_time, parse_time
+from siem_pipeline.windows import BackfillRange, PairKey, format_time, parse_time
 from siem_pipeline.workitems import FetchRequest, MalformedMessage, WorkItem
 from tests.functions.collect_support import REGIONS, Pipeline, dump, make_factory, published
 
@@ -387,3 +387,115 @@ def test_a_request_too_long_for_one_invocation_continues_in_another(
     [body] = pipeline.new_fetch_requests()
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20)  # within the 30 s margin already
     assert fetcher.run(FetchRequest.from_message(body), deadline=soon).deferred == 3
+
+
+# -- several backfill chunks of a pair in one request: in order, and none past one that failed --------------
+
+
+def backfill_of(state: StateStore, pair: PairKey) -> BackfillRange:
+    backfill = state.backfill(pair)
+    assert backfill is not None
+    return backfill
+
+
+def backfill_pair(ocisim: OcisimServer, ocisim_control: OcisimControl, factory: OciClientFactory,
+                  **extra: Any) -> tuple[Pipeline, Fanout, Fetcher, PairKey, tuple[set[str], set[str]]]:
+    """The root of one region with a 4-hour backfill [T0 - 250 min, T0 - 10 min) of 1-hour chunks, full of events:
+    the ids of its first three chunks' events, and of its last's."""
+    pipeline = Pipeline(ocisim, ocisim_control, factory, SIEM_REGIONS="us-ashburn-1", SIEM_WINDOW_DELAY_MINUTES=5,
+                        SIEM_BACKFILL_START=format_time(T0 - 250 * MIN), SIEM_BACKFILL_CHUNK_MINUTES=60, **extra)
+    _config, fanout, fetcher = parts(pipeline, factory)
+    early = set(generate(ocisim_control, "us-ashburn-1", T0 - 250 * MIN, T0 - 70 * MIN, 300, seed=4,
+                         compartmentId=ocisim.tenancy_id))
+    late = set(generate(ocisim_control, "us-ashburn-1", T0 - 70 * MIN, T0 - 10 * MIN, 100, seed=5,
+                        compartmentId=ocisim.tenancy_id))
+    return pipeline, fanout, fetcher, PairKey("us-ashburn-1", ocisim.tenancy_id), (early, late)
+
+
+def test_a_pairs_backfill_chunks_go_in_order_and_wait_for_one_that_failed(
+        factory: OciClientFactory, ocisim: OcisimServer, ocisim_control: OcisimControl) -> None:
+    """Fanout hands a pair several consecutive chunks in one request; fetch takes them in window order even when
+    the work stream holds them out of order, and after one fails the later ones wait for it (each chunk's end
+    is recorded only when everything before it is in): they go back together, behind it, in its retry."""
+    pipeline, fanout, fetcher, pair, ids = backfill_pair(ocisim, ocisim_control, factory,
+                                                         SIEM_BACKFILL_CHUNKS_PER_PAIR=3)
+    result = fanout.run(now(ocisim_control))
+    assert (result.live_items, result.backfill_items, result.fetch_requests) == (1, 3, 1)
+    [body] = pipeline.new_fetch_requests()
+    request = FetchRequest.from_message(body)
+    items = fetcher.read_items(request, FetchResult(request))
+    chunks = [item for item in items if item.track == "backfill"]
+    assert [(item.start, item.end) for item in chunks] == [
+        (T0 - 250 * MIN, T0 - 190 * MIN), (T0 - 190 * MIN, T0 - 130 * MIN), (T0 - 130 * MIN, T0 - 70 * MIN)]
+    # the same chunks written in reverse order, and Audit refusing its second call (the second chunk's, in order)
+    fetcher._enqueue(list(reversed(chunks)), "reversed")
+    [reversed_body] = pipeline.new_fetch_requests()
+    ocisim_control.fault(service="audit", operation="ListEvents", status=400, count=1, after=1)
+    outcome = fetcher.run(FetchRequest.from_message(reversed_body))
+    assert (outcome.count("done"), outcome.count("retried"), outcome.count("failed")) == (1, 2, 0)
+    state = read_state(pipeline, factory)
+    assert backfill_of(state, pair).next == T0 - 190 * MIN  # the first chunk, and nothing past the one that failed
+    [retry_body] = pipeline.new_fetch_requests()
+    retry = FetchRequest.from_message(retry_body)
+    again = fetcher.read_items(retry, FetchResult(retry))
+    assert sorted((item.start, item.attempt) for item in again) == [
+        (T0 - 190 * MIN, 1), (T0 - 130 * MIN, 0)]  # the failed one with its next attempt, the one that waited
+    assert fetcher.run(retry).count("done") == 2
+    assert backfill_of(read_state(pipeline, factory), pair).next == T0 - 70 * MIN
+    # the fanout's own request, late (ONS delivered it now): everything again, the record does not move back
+    assert fetcher.run(request).count("done") == 4
+    state = read_state(pipeline, factory)
+    assert backfill_of(state, pair).next == T0 - 70 * MIN
+    assert ids[0] <= set(pipeline.event_ids())  # the three chunks' events (twice: at-least-once)
+
+
+def test_a_pair_gets_no_chunks_while_its_chunks_are_in_flight(
+        factory: OciClientFactory, ocisim: OcisimServer, ocisim_control: OcisimControl) -> None:
+    """The issued record keeps a second fanout from handing out the same chunks while a fetch works on them;
+    once they are done the next chunks follow, and a fetch that died is covered again after the lease."""
+    pipeline, fanout, fetcher, pair, ids = backfill_pair(ocisim, ocisim_control, factory,
+                                                         SIEM_BACKFILL_CHUNKS_PER_PAIR=2,
+                                                         SIEM_BACKFILL_LEASE_MINUTES=10)
+    assert fanout.run(now(ocisim_control)).backfill_items == 2
+    [lost] = pipeline.new_fetch_requests()  # its fetch never runs
+    issued = read_state(pipeline, factory).get(f"issued/{pair.region}/{pair.compartment_id}")
+    assert issued is not None
+    assert (issued["until"], issued["chunks"]) == (format_time(T0 - 130 * MIN), 2)
+    ocisim_control.advance(300)
+    assert fanout.run(now(ocisim_control)).backfill_items == 0  # in flight for 5 minutes: none
+    pipeline.new_fetch_requests()
+    ocisim_control.advance(360)
+    result = fanout.run(now(ocisim_control))  # 11 minutes without progress: the same chunks again
+    assert result.backfill_items == 2
+    drain(pipeline, fetcher)
+    assert backfill_of(read_state(pipeline, factory), pair).next == T0 - 130 * MIN
+    del lost
+    ocisim_control.advance(60)
+    assert fanout.run(now(ocisim_control)).backfill_items == 2  # done: the next two at once
+    drain(pipeline, fetcher)
+    ocisim_control.advance(60)
+    assert fanout.run(now(ocisim_control)).backfill_items == 0  # the range is done
+    drain(pipeline, fetcher)
+    state = read_state(pipeline, factory)
+    assert backfill_of(state, pair).done
+    assert state.get(f"issued/{pair.region}/{pair.compartment_id}") is None  # dropped once the backfill is done
+    assert ids[0] | ids[1] <= set(pipeline.event_ids())
+
+
+def test_packing_never_splits_a_pairs_backfill_chunks() -> None:
+    from siem_pipeline.windows import Track, Window
+    from siem_pipeline.workitems import pack
+
+    def item(compartment: str, start: int, track: Track = "backfill") -> WorkItem:
+        return WorkItem.of(PairKey("r", compartment), Window(T0 + start * MIN, T0 + (start + 1) * MIN, track))
+
+    items = [item("a", 0, "live"), item("b", 0, "live"), item("c", 0, "live"),
+             item("a", 1), item("a", 2), item("a", 3), item("b", 1), item("c", 1), item("c", 2)]
+    groups = pack(items, 2)
+    assert groups == [0, 0, 1, 1, 1, 1, 2, 2, 2]  # a's three chunks in one group, c's two in one
+    for pair in "abc":
+        chunks = [g for g, i in zip(groups, items, strict=True) if i.track == "backfill" and i.compartment_id == pair]
+        assert len(set(chunks)) == 1
+    assert max(groups) + 1 <= -(-len(items) // 2)  # no more groups than ceil(items / per_request)
+    assert pack(items, 100) == [0] * len(items)
+    assert pack([], 3) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -133,6 +134,8 @@ def test_minute_rounding() -> None:
     {"interval": dt.timedelta(seconds=30)}, {"max_window": dt.timedelta(minutes=1)},
     {"backfill_chunk": dt.timedelta(minutes=1, seconds=1)}, {"delay": dt.timedelta(minutes=-1)},
     {"backfill_budget": -1},
+    {"backfill_chunks_per_pair": 0},
+    {"backfill_lease": dt.timedelta(minutes=-1)},
 ])
 def test_policy_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
@@ -163,10 +166,10 @@ def test_plan_takes_every_live_window_then_the_oldest_backfill_chunks() -> None:
         (D, "2026-03-01T00:00:00Z", "2026-03-01T01:00:00Z"),
     ]
     assert result.behind == [D]
-    # backfill: oldest first, one chunk per pair, D's is done
+    # backfill: every pair's first chunk before any pair's second (a budget of 3), D's is done; listed by pair
     assert [(k, format_time(w.start), format_time(w.end)) for k, w in result.backfill] == [
-        (B, "2026-01-01T00:00:00Z", "2026-01-01T00:30:00Z"),
         (A, "2026-02-01T00:00:00Z", "2026-02-01T01:00:00Z"),
+        (B, "2026-01-01T00:00:00Z", "2026-01-01T00:30:00Z"),
         (C, "2026-02-15T00:00:00Z", "2026-02-15T01:00:00Z"),
     ]
     assert [w.track for _, w in result.items] == ["live"] * 3 + ["backfill"] * 3
@@ -192,8 +195,54 @@ def test_plan_first_run_initializes_and_uses_the_new_state() -> None:
     assert init.backfill == BackfillRange(t("2026-03-02T08:00:00Z"), t("2026-03-02T10:00:00Z"))
     [(_, live)] = result.live
     assert (format_time(live.start), format_time(live.end)) == ("2026-03-02T10:00:00Z", "2026-03-02T10:05:00Z")
-    [(_, chunk)] = result.backfill
-    assert (format_time(chunk.start), format_time(chunk.end)) == ("2026-03-02T08:00:00Z", "2026-03-02T09:00:00Z")
+    assert [(format_time(w.start), format_time(w.end)) for _, w in result.backfill] == [
+        ("2026-03-02T08:00:00Z", "2026-03-02T09:00:00Z"), ("2026-03-02T09:00:00Z", "2026-03-02T10:00:00Z")]
+
+
+def test_plan_hands_backfill_chunks_out_round_by_round_and_keeps_a_pairs_together() -> None:
+    """Each pair gets up to ``backfill_chunks_per_pair`` consecutive chunks from its ``next``; the budget goes
+    to every pair's first chunk before any pair's second, oldest first within a round."""
+    now = t("2026-03-02T10:20:00Z")
+    policy = WindowPolicy(backfill_chunk=dt.timedelta(hours=1), backfill_budget=9, backfill_chunks_per_pair=3)
+    states = {key: PairState(t("2026-03-02T10:00:00Z"), BackfillRange(t(start), t("2026-03-01T00:00:00Z")), True)
+              for key, start in ((A, "2026-02-10T00:00:00Z"), (B, "2026-02-01T00:00:00Z"),
+                                 (C, "2026-02-20T00:00:00Z"))}
+    states[D] = PairState(t("2026-03-02T10:00:00Z"),
+                          BackfillRange(t("2026-02-28T22:30:00Z"), t("2026-03-01T00:00:00Z")), True)
+    result = plan([A, B, C, D], states, now, policy)
+    got = [(k, format_time(w.start)) for k, w in result.backfill]
+    # rounds: [B, A, C, D] (oldest first), [B, A, C, D] (D's range ends with its second), then the budget's last
+    # chunk goes to the oldest of the third round: B's
+    assert got == [(A, "2026-02-10T00:00:00Z"), (A, "2026-02-10T01:00:00Z"),
+                   (B, "2026-02-01T00:00:00Z"), (B, "2026-02-01T01:00:00Z"), (B, "2026-02-01T02:00:00Z"),
+                   (C, "2026-02-20T00:00:00Z"), (C, "2026-02-20T01:00:00Z"),
+                   (D, "2026-02-28T22:30:00Z"), (D, "2026-02-28T23:30:00Z")]
+    assert [format_time(w.end) for k, w in result.backfill if k == D] == ["2026-02-28T23:30:00Z",
+                                                                          "2026-03-01T00:00:00Z"]
+    alone = plan([A], {A: states[A]}, now, dataclasses.replace(policy, backfill_budget=100))
+    assert [format_time(w.start) for _, w in alone.backfill] == [
+        "2026-02-10T00:00:00Z", "2026-02-10T01:00:00Z", "2026-02-10T02:00:00Z"]  # at most 3 per pair
+
+
+def test_plan_gives_no_chunks_to_a_pair_whose_chunks_are_in_flight() -> None:
+    now = t("2026-03-02T10:20:00Z")
+    policy = WindowPolicy(backfill_chunks_per_pair=2, backfill_lease=dt.timedelta(minutes=10))
+    backfill = BackfillRange(t("2026-02-10T00:00:00Z"), t("2026-03-01T00:00:00Z"))
+
+    def chunks(until: str | None, active: str | None) -> list[str]:
+        state = PairState(t("2026-03-02T10:00:00Z"), backfill, True, None if until is None else t(until),
+                          None if active is None else t(active))
+        return [format_time(w.start) for _, w in plan([A], {A: state}, now, policy).backfill]
+
+    assert chunks(None, None) == ["2026-02-10T00:00:00Z", "2026-02-10T01:00:00Z"]  # nothing issued yet
+    assert chunks("2026-02-10T02:00:00Z", "2026-03-02T10:15:00Z") == []  # issued 5 minutes ago, not done
+    assert chunks("2026-02-10T02:00:00Z", "2026-03-02T10:09:00Z") == [  # no progress for 11 minutes: again
+        "2026-02-10T00:00:00Z", "2026-02-10T01:00:00Z"]
+    assert chunks("2026-02-10T00:00:00Z", "2026-03-02T10:19:00Z") == [  # everything issued is done
+        "2026-02-10T00:00:00Z", "2026-02-10T01:00:00Z"]
+    # live windows never wait for backfill
+    state = PairState(t("2026-03-02T10:00:00Z"), backfill, True, t("2026-02-10T02:00:00Z"), t("2026-03-02T10:19:00Z"))
+    assert len(plan([A], {A: state}, now, policy).live) == 1
 
 
 def test_plan_with_a_backfill_record_but_no_watermark_starts_live_where_backfill_ends() -> None:
