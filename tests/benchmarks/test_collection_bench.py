@@ -1,8 +1,8 @@
 """The audit-collection benchmark runs with tiny sizes and records call counts of the right shape.
 
 Never asserts on timing: only what holds whatever the speed — one ListEvents per pair and window (each
-window here holds fewer events than a page), fanout's Identity calls, a short backfill done in as many
-scheduled runs as it has daily chunks."""
+window here holds fewer events than a page), fanout's Identity calls, a short backfill of 1-hour chunks done in
+as many scheduled runs as it has days (24 chunks per pair and run)."""
 
 from __future__ import annotations
 
@@ -32,15 +32,17 @@ def test_tiny_collection_runs_record_their_calls(tmp_path: Path, monkeypatch: py
 
     [backfill] = r["backfill"]
     assert (backfill["days"], backfill["regions"], backfill["compartments"]) == (2, 1, 2)
-    # two days in daily chunks: each pair needs two or three runs (the first live window cuts the last day)
-    assert 2 <= backfill["schedule_runs"]["median"] <= 3
-    # per run, one live window per pair (when the horizon moved) and one backfill chunk per pair
-    assert 2 * backfill["schedule_runs"]["median"] <= backfill["list_events"]["median"] \
-        <= 4 * backfill["schedule_runs"]["median"]
+    # two days of 1-hour chunks, 24 a run per pair: two or three runs (the first live window cuts the last day)
+    assert (backfill["chunk_minutes"], backfill["chunks_per_pair"]) == (60, 24)
+    runs = backfill["schedule_runs"]["median"]
+    assert 2 <= runs <= 3
+    # one ListEvents per chunk (under 48 per pair), and per run one live window per pair when the horizon moved
+    assert 2 * 46 <= backfill["list_events"]["median"] <= 2 * 48 + 2 * runs
     assert backfill["calls"]["median"] > backfill["list_events"]["median"]
 
     (tmp_path / "collection.json").write_text((tmp_path / "smoke.json").read_text())
     section = report.render(tmp_path).split("## Audit collection: API calls and time")[1].split("\n## ")[0]
     assert f"| 2 regions {report.TIMES} 2 compartments: ListEvents calls per run | 4 | 1 |" in section
     assert f"2-day backfill, 1 region {report.TIMES} 2 compartments: scheduled runs to complete" in section
-    assert "with the default of 60 minutes the same 2 days take 48 scheduled runs" in section
+    assert "up to 24 consecutive ones per pair and scheduled run (the defaults): 2 days took" in section
+    assert "one chunk per pair and run, as fanout handed them out before, takes 48." in section
