@@ -30,8 +30,9 @@ one later in the partition). After a window fails, the later windows of its pair
 are not fetched (their ends would be recorded past the failed one) and go back with it, behind it.
 
 A window that fails (after the client's retries) does not stop the others. It is re-enqueued on the
-work stream with ``attempt + 1`` (the windows waiting for it behind it) and announced in a new fetch request; after ``item_max_attempts`` the
-invocation raises :class:`FetchFailed` once the rest is done, so ONS redelivers the request. Finally
+work stream with ``attempt + 1`` (the windows waiting for it behind it) and announced in a new fetch
+request; after ``item_max_attempts`` the invocation raises :class:`FetchFailed` once the rest is done, so
+ONS redelivers the request. Finally
 ``health/fetch/<region>`` (and ``health/fetch-errors/<region>``) records are written and, if events
 were written, the export topic is signalled. A fetch still writing after ``EARLY_SIGNAL_SECONDS`` (15 s)
 signals the export already (``"early": true``), and again at that interval, so that a large run is delivered
