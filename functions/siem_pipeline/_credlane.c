@@ -42,9 +42,10 @@ typedef struct {
                                           * class holding a word of two bytes) */
     signed char class_words[MAX_WORDS][MAX_WORDS + 1];  /* class -> its words, -1 terminated */
     int classes;
-    /* The byte tables as nibble tables, for up to 8 classes: a byte b is a first byte of class c when bit c is
-     * set in both nibbles[0][b & 15] and nibbles[1][b >> 4]; a second byte likewise with nibbles[2] and [3], a
-     * third with [4] and [5]. */
+    /* The byte tables as nibble tables over 8 buckets (class c in bucket c % 8): a byte b may be a first byte of
+     * a class of bucket k when bit k is set in both nibbles[0][b & 15] and nibbles[1][b >> 4]; a second byte
+     * likewise with nibbles[2] and [3], a third with [4] and [5]. A filter only: match_at checks the classes
+     * exactly, so classes sharing a bucket (or nibbles combining) cost only extra candidates. */
     unsigned char nibbles[6][16];
     int simd;                            /* 2: AVX2, 1: SSSE3, 0: a byte at a time */
     PyObject *mask;                      /* the JSON text of the mask string, e.g. "[REDACTED]" with quotes */
@@ -214,8 +215,8 @@ static int match_at(Lane *self, const unsigned char *t, Py_ssize_t n, Py_ssize_t
  * A position is a candidate when its first byte is one of a class's (the words starting with the same byte) and
  * its second byte one of that class's second bytes; candidates (about 65 in a 5 KB audit event) are compared
  * whole by match_at. On x86-64 the candidates of 16 or 32 positions at a time come from nibble tables
- * (PSHUFB, SSSE3 or AVX2 as the CPU has them, up to 8 classes: the technique of Hyperscan's "Teddy"); elsewhere,
- * or with more classes, a position at a time from the byte tables. */
+ * (PSHUFB, SSSE3 or AVX2 as the CPU has them: the technique of Hyperscan's "Teddy"); elsewhere a position at
+ * a time from the byte tables. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -299,6 +300,13 @@ fail:
 
 /* ---- Lane --------------------------------------------------------------------------------------------- */
 
+/* A 64-bit class mask as the mask of its buckets: class c in bucket c % 8. */
+static unsigned char fold_buckets(uint64_t classes) {
+    unsigned char buckets = 0;
+    for (; classes; classes >>= 8) buckets |= (unsigned char)(classes & 0xff);
+    return buckets;
+}
+
 static void Lane_dealloc(Lane *self) {
     int i;
     for (i = 0; i < self->nwords; i++) PyMem_Free(self->words[i]);
@@ -372,17 +380,18 @@ static int Lane_init(Lane *self, PyObject *args, PyObject *kwds) {
     self->classes = classes;
     memset(self->nibbles, 0, sizeof self->nibbles);
     for (i = 0; i < 256; i++) {
-        uint64_t first = self->first[i], second = self->second[i], third = self->third[i];
-        self->nibbles[0][i & 15] |= (unsigned char)first;
-        self->nibbles[1][i >> 4] |= (unsigned char)first;
-        self->nibbles[2][i & 15] |= (unsigned char)second;
-        self->nibbles[3][i >> 4] |= (unsigned char)second;
-        self->nibbles[4][i & 15] |= (unsigned char)third;
-        self->nibbles[5][i >> 4] |= (unsigned char)third;
+        unsigned char first = fold_buckets(self->first[i]), second = fold_buckets(self->second[i]);
+        unsigned char third = fold_buckets(self->third[i]);
+        self->nibbles[0][i & 15] |= first;
+        self->nibbles[1][i >> 4] |= first;
+        self->nibbles[2][i & 15] |= second;
+        self->nibbles[3][i >> 4] |= second;
+        self->nibbles[4][i & 15] |= third;
+        self->nibbles[5][i >> 4] |= third;
     }
     self->simd = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (classes <= 8 && simd)
+    if (simd)
         self->simd = __builtin_cpu_supports("avx2") ? 2 : __builtin_cpu_supports("ssse3") ? 1 : 0;
 #endif
     Py_INCREF(mask);

@@ -4,8 +4,11 @@
 A :class:`CredentialScanner` is built for a set of credential keys and reports every occurrence, in any
 letter case, of each key, of ``credentials`` (the leaf of the ``identity.credentials`` path), of each token
 marker (``st$``, ``bearer``, ``basic``, ``splunk``, ``apikey``: what the token rules look for), of a ``\\u``
-escape (which could spell any of them), and of the UTF-8 of the two non-ASCII letters whose lowercase is
-ASCII (U+0130 and the Kelvin sign U+212A: ``str.lower`` turns them into letters of a key).
+escape (which could spell any of them), and of the UTF-8 of the four non-ASCII letters that stand for an
+ASCII letter somewhere in the redactor: ``str.lower`` turns U+0130 and the Kelvin sign U+212A into letters of
+a key, and the token rules' case-insensitive regular expression matches the dotless i (U+0131) and the long
+s (U+017F) as ``i`` and ``s`` (``ba\u017fic``, ``\u017ft$``). Every non-ASCII character that ``str.lower`` or
+``re``'s IGNORECASE maps onto an ASCII letter is one of these four (the tests check all of Unicode).
 
 A key's occurrence written ``"key":`` is a **member**: its value starts after the colon, and
 :func:`value_end` reads where it ends. That is all the lane needs to prove that the full walk of the
@@ -46,7 +49,7 @@ KEY_CHARS: Final = re.compile(r"[a-z0-9$_.\-]+")
 #: The words every token rule of the redactor looks for (lowercase).
 MARKERS: Final = (b"st$", b"bearer", b"basic", b"splunk", b"apikey")
 #: Words that could hide a key or a marker from a byte comparison (see the module's doc).
-HIDING: Final = (b"\\u", "\u0130".encode(), "\u212a".encode())
+HIDING: Final = (b"\\u", *(letter.encode() for letter in "\u0130\u0131\u017f\u212a"))
 #: The path leaf whose member is reported too.
 CREDENTIALS: Final = "credentials"
 

@@ -29,8 +29,8 @@ credential key names and the token markers of ``_MARKERS``) occurs anywhere else
 would then give the same result, since it changes only values under a credential key and strings holding
 one of those words. Any other occurrence (a ``Bearer`` token in a payload, a credential key holding an
 object, a duplicate ``credentials``) means the full walk. Texts where a byte comparison could miss what
-the walk sees fall back as well: a ``\\u`` escape (``\\u0042earer``), the two non-ASCII letters that
-lowercase to ASCII (U+0130, U+212A).
+the walk sees fall back as well: a ``\\u`` escape (``\\u0042earer``), the four non-ASCII letters that
+lowercase or case-fold to ASCII letters (U+0130, U+0131, U+017F, U+212A).
 
 The **text lane** (:meth:`Redactor._lane`) is that path, for what the export reads: a
   :class:`~siem_pipeline.formats.common.TextEvent`, the event's JSON text with only its id, type, time,
@@ -197,7 +197,7 @@ class Redactor:
         self.native = self._native is not None
         # What a text must not contain for a walked event to keep it (see __call__): every word a rule reacts to,
         # the paths' last keys (whatever they mask is under that name), and what could spell one of them (\u
-        # escapes, the letters that lowercase to ASCII).
+        # escapes, the letters that lowercase or case-fold to ASCII letters).
         self._text_words: tuple[bytes, ...] = (
             (b"",) if any(path[-1] == "*" for path in self.paths)  # any key: always serialise the dict
             else tuple(sorted({*(n.encode() for n in self._needles), *(path[-1].encode() for path in self.paths),

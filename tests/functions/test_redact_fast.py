@@ -70,6 +70,10 @@ def unexpected(**data: Any) -> bytes:
     # a \u escape and the Kelvin sign hide a word from a byte count, not from the walk
     unexpected(additionalDetails={"note": "x"}).replace(b'"note":"x"', b'"note":"\\u0042earer s3cr3t"'),
     unexpected(additionalDetails={"opc-obo-to\u212aen": "s3cr3t"}),
+    # the token rules' regular expression matches the long s and the dotless i as s and i (found in review)
+    unexpected(additionalDetails={"note": "basically \u017ft$abcdefs3cr3t"}),
+    unexpected(additionalDetails={"note": "basically ba\u017fic dXNlcjpwYXNz"}),
+    unexpected(additionalDetails={"note": "CreateApiKey Ap\u0131Key abcdef0123456789s3cr3t"}),
 ])
 def test_credentials_in_unexpected_places_are_redacted(raw: bytes, native: bool) -> None:
     redactor = Redactor(native=native)
