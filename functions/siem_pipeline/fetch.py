@@ -1,7 +1,8 @@
 """Fetch: for each work item of a fetch request, Audit events into the events stream, then the watermark.
 
 Given a :class:`~siem_pipeline.workitems.FetchRequest` (partition, offsets ``first``..``last``, both
-inclusive), fetch reads exactly those messages of the work stream, and for each work item:
+inclusive, and the message key its items were written under), fetch reads exactly its work items (the
+messages of that range under that key), and for each:
 
 1. pages Audit ``ListEvents`` for the window (:class:`~siem_pipeline.audit_source.AuditSource`,
    429/5xx retried), keeps the event types the config wants, and puts each page's events on the
@@ -118,6 +119,8 @@ class FetchResult:
     request: FetchRequest
     read: int = 0
     malformed: int = 0
+    #: records in the range that belong to other requests (another key)
+    foreign: int = 0
     #: items handed on unstarted to a continuation request (the time budget ran out)
     deferred: int = 0
     outcomes: list[ItemOutcome] = dataclasses.field(default_factory=list)
@@ -135,7 +138,7 @@ class FetchResult:
 
     def as_log(self) -> dict[str, Any]:
         return {"partition": self.request.partition, "first": self.request.first, "last": self.request.last,
-                "read": self.read, "malformed": self.malformed, "deferred": self.deferred,
+                "read": self.read, "foreign": self.foreign, "malformed": self.malformed, "deferred": self.deferred,
                 "done": self.count("done"),
                 "retried": self.count("retried"), "failed": self.count("failed"), "waiting": self.count("waiting"),
                 "events": self.events, "deadLettered": self.dead_lettered}
@@ -174,7 +177,11 @@ class Fetcher:
     # -- reading the request ---------------------------------------------------------------------------
 
     def read_items(self, request: FetchRequest, result: FetchResult) -> list[WorkItem]:
-        """The work items at offsets ``first``..``last`` (inclusive) of the request's partition."""
+        """The request's work items: those at offsets ``first``..``last`` (inclusive) of its partition written
+        under its key. The range may hold other requests' items too (every group shares the partition, and an
+        entry retried after a partial put failure lands at its end): they are theirs to fetch. Fetching them
+        here as well would not only fetch them twice: a pair's later backfill chunks without its earlier ones
+        would record their ends past a chunk not yet fetched."""
         if request.stream_id != self.config.work_stream.stream_id:
             raise MalformedMessage(f"fetch request for stream {request.stream_id}, but the work stream is "
                                    f"{self.config.work_stream.stream_id}")
@@ -183,6 +190,9 @@ class Fetcher:
             for record in read_partition(self.work_client, request.stream_id, request.partition,
                                          first=request.first, last=request.last):
                 result.read += 1
+                if request.key is not None and record.key != request.key.encode():
+                    result.foreign += 1
+                    continue
                 try:
                     items.append(WorkItem.from_json(record.value))
                 except MalformedMessage as exc:
@@ -195,10 +205,11 @@ class Fetcher:
             log.error("fetch request %s: cannot read [%d, %d] of partition %s: %s", request.run, request.first,
                       request.last, request.partition, exc.message)
         expected = request.last - request.first + 1
-        if result.read < expected:
+        if result.read < expected or (request.key is not None and result.read - result.foreign < request.count):
             # trimmed by retention, or a bad range: the windows come back with the next fanout
-            log.warning("fetch request %s: read %d of the %d offsets in [%d, %d]", request.run, result.read,
-                        expected, request.first, request.last)
+            log.warning("fetch request %s: read %d of the %d offsets in [%d, %d], %d of its %d items",
+                        request.run, result.read, expected, request.first, request.last,
+                        result.read - result.foreign, request.count)
         return items
 
     # -- one request -----------------------------------------------------------------------------------

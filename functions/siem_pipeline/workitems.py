@@ -9,22 +9,24 @@ A **work item** is one window of one (region, compartment), a JSON message on th
      "attempt": 0,           # 0 from fanout; fetch re-enqueues a failed item with attempt + 1
      "run": "fanout-…"}      # the fanout run (or fetch retry) that wrote it, for tracing
 
-``start`` is always a value fanout read from the state stream (the watermark, or the backfill
-record's ``next``): fetch relies on it to advance the state without reading it.
+``start`` is a value fanout read from the state stream (the watermark, or the backfill record's
+``next``) or, for a pair's later backfill chunks of one run, the end of the chunk before it, which the same
+request fetches first: fetch relies on it (and fetches a pair's chunks in order) to advance the state
+without reading it.
 
 A **fetch request** is what fanout publishes on the fetch topic: never data, only where the items are,
 one partition and an offset range, **both ends inclusive** (``first`` is the first item's offset,
 ``last`` the last one's; ``count`` the items fanout put there, for checking)::
 
     {"v": 1, "type": "fetch", "streamId": "ocid1.stream…", "partition": "0", "first": 120, "last": 169,
-     "count": 50, "run": "fanout-…"}
+     "count": 50, "run": "fanout-…", "key": "fanout-…/0"}
 
 Packing: ONS takes 60 publishes a minute per topic, and a fetch invocation has a fixed cost, so a
 request carries at least ``min_items`` items and a run publishes at most ``max_requests`` requests
-(:func:`items_per_request`). The items of one request are put under one message key, so Streaming
-places them on one partition at consecutive offsets; a range can still hold foreign messages
-(another run writing at the same time, a retried entry): they are work items too, and processing one
-twice only repeats a window.
+(:func:`items_per_request`). The items of one request are put under one message key (``key``), so
+Streaming places them on one partition at consecutive offsets; a range can still hold foreign messages
+(another run writing at the same time, a retried entry): fetch skips every record of the range not
+written under the request's key (a request without ``key``, from before it was carried, reads them all).
 """
 
 from __future__ import annotations
@@ -112,6 +114,9 @@ class FetchRequest:
     last: int
     count: int
     run: str = ""
+    #: the message key its items were written under (``<run>/<group>``): the range may also hold other requests'
+    #: items (one partition serves every group, and a retried put lands at its end); None: every record in it
+    key: str | None = None
     type: Literal["fetch"] = "fetch"
 
     def __post_init__(self) -> None:
@@ -121,9 +126,11 @@ class FetchRequest:
             raise MalformedMessage(f"{self.count} items cannot be in [{self.first}, {self.last}]")
 
     def to_message(self) -> str:
-        return orjson.dumps({"v": VERSION, "type": self.type, "streamId": self.stream_id,
-                             "partition": self.partition, "first": self.first, "last": self.last,
-                             "count": self.count, "run": self.run}).decode()
+        body = {"v": VERSION, "type": self.type, "streamId": self.stream_id, "partition": self.partition,
+                "first": self.first, "last": self.last, "count": self.count, "run": self.run}
+        if self.key is not None:
+            body["key"] = self.key
+        return orjson.dumps(body).decode()
 
     @classmethod
     def from_message(cls, data: bytes | str) -> FetchRequest:
@@ -131,8 +138,9 @@ class FetchRequest:
             body = orjson.loads(data)
             if not isinstance(body, dict) or body.get("type") != "fetch" or body.get("v") != VERSION:
                 raise MalformedMessage("not a fetch request (expected type 'fetch', v 1)")
+            key = body.get("key")
             return cls(str(body["streamId"]), str(body["partition"]), _int(body["first"]), _int(body["last"]),
-                       _int(body["count"]), str(body.get("run", "")))
+                       _int(body["count"]), str(body.get("run", "")), None if key is None else str(key))
         except MalformedMessage:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -183,6 +191,7 @@ def fetch_requests(stream_id: str, written: Sequence[Written], groups: Sequence[
     for where, group in zip(written, groups, strict=True):
         by_group.setdefault((group, where.partition), []).append(where.offset)
     requests = []
-    for (_group, partition), offsets in sorted(by_group.items()):
-        requests.append(FetchRequest(stream_id, partition, min(offsets), max(offsets), len(offsets), run))
+    for (group, partition), offsets in sorted(by_group.items()):
+        requests.append(FetchRequest(stream_id, partition, min(offsets), max(offsets), len(offsets), run,
+                                     group_key(run, group).decode()))
     return requests

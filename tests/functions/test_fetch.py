@@ -499,3 +499,46 @@ def test_packing_never_splits_a_pairs_backfill_chunks() -> None:
     assert max(groups) + 1 <= -(-len(items) // 2)  # no more groups than ceil(items / per_request)
     assert pack(items, 100) == [0] * len(items)
     assert pack([], 3) == []
+
+
+def test_a_request_fetches_only_its_own_items_of_a_shared_range(
+        factory: OciClientFactory, ocisim: OcisimServer, ocisim_control: OcisimControl) -> None:
+    """Every group shares the work stream's partition(s) and an entry retried after a partial put failure lands
+    at the end, so a request's offset range can hold another request's items. They are not this request's: if
+    it fetched them, a pair's later backfill chunks fetched without its earlier ones (which only the other
+    request holds) would record their ends past a chunk nobody fetched yet (found in review)."""
+    from siem_pipeline.windows import Window
+    from siem_pipeline.workitems import group_key
+
+    pipeline, _fanout, fetcher, mine, ids = backfill_pair(ocisim, ocisim_control, factory)
+    theirs = PairKey("us-ashburn-1", ocisim_control.add_compartment("theirs")["id"])
+    end = T0 - 10 * MIN
+
+    def chunk(pair: PairKey, hour: int, run: str) -> bytes:
+        start = T0 - 250 * MIN + hour * 60 * MIN
+        window = Window(start, start + 60 * MIN, "backfill")
+        return WorkItem.of(pair, window, run=run, range_end=end).to_json()
+
+    # my first chunk; then another request's second and third chunks of its pair, in the same partition; then my
+    # second chunk, retried to the end (their first chunk is elsewhere: not in my range)
+    [first] = fetcher.work.put([(group_key("mine", 0), chunk(mine, 0, "mine"))])
+    other = next(f"theirs-{i}" for i in range(64)
+                 if fetcher.work.put([(group_key(f"theirs-{i}", 0), chunk(theirs, 1, f"theirs-{i}"))])[0].partition
+                 == first.partition)
+    [middle] = fetcher.work.put([(group_key(other, 0), chunk(theirs, 2, other))])
+    [last] = fetcher.work.put([(group_key("mine", 0), chunk(mine, 1, "mine"))])
+    assert first.partition == middle.partition == last.partition
+    request = FetchRequest(pipeline.work.id, first.partition, first.offset, last.offset, 2, "mine",
+                           group_key("mine", 0).decode())
+    assert FetchRequest.from_message(request.to_message()) == request
+    result = fetcher.run(request)
+    assert (result.count("done"), result.foreign) == (2, last.offset - first.offset - 1)
+    assert {o.item.pair for o in result.outcomes} == {mine}
+    state = read_state(pipeline, factory)
+    assert backfill_of(state, mine).next == T0 - 130 * MIN
+    assert state.backfill(theirs) is None  # nothing recorded for the pair whose first chunk is elsewhere
+    # a request of before the key was carried still reads its whole range
+    legacy = FetchRequest(pipeline.work.id, first.partition, first.offset, last.offset, 2, "mine")
+    assert orjson.loads(legacy.to_message()).get("key") is None
+    assert len(fetcher.read_items(legacy, FetchResult(legacy))) == last.offset - first.offset + 1
+    del ids
