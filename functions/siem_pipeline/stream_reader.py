@@ -15,6 +15,8 @@ from typing import Any, Final
 import oci
 
 MAX_GET_LIMIT: Final = 10_000
+#: new cursors a read takes in a row when GetMessages refuses the one it has (an expired cursor)
+CURSOR_RENEWALS: Final = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,16 +36,37 @@ def read_partition(client: Any, stream_id: str, partition: str, *, first: int | 
                    last: int | None = None, since: dt.datetime | None = None,
                    limit: int = MAX_GET_LIMIT) -> Iterator[Record]:
     """Records of ``partition`` from offset ``first`` (or the first written at or after ``since``; neither:
-    the trim horizon) up to ``last`` (inclusive; None: to the end), in offset order."""
+    the trim horizon) up to ``last`` (inclusive; None: to the end), in offset order.
+
+    A cursor lives 5 minutes (a slow reader's next cursor too): when GetMessages refuses one (400), the read
+    goes on from where it stands with a new cursor (``AT_OFFSET`` the next offset), at most
+    :data:`CURSOR_RENEWALS` times in a row; a cursor that cannot be created there (the offset was trimmed,
+    or is not written yet) raises as before."""
     if since is not None:
-        details = oci.streaming.models.CreateCursorDetails(partition=partition, type="AT_TIME", time=since)
+        start = oci.streaming.models.CreateCursorDetails(partition=partition, type="AT_TIME", time=since)
     elif first is None:
-        details = oci.streaming.models.CreateCursorDetails(partition=partition, type="TRIM_HORIZON")
+        start = oci.streaming.models.CreateCursorDetails(partition=partition, type="TRIM_HORIZON")
     else:
-        details = oci.streaming.models.CreateCursorDetails(partition=partition, type="AT_OFFSET", offset=first)
-    cursor = client.create_cursor(stream_id, details).data.value
+        start = oci.streaming.models.CreateCursorDetails(partition=partition, type="AT_OFFSET", offset=first)
+
+    def cursor_at(offset: int | None) -> str:
+        details = start if offset is None else oci.streaming.models.CreateCursorDetails(
+            partition=partition, type="AT_OFFSET", offset=offset)
+        return str(client.create_cursor(stream_id, details).data.value)
+
+    following: int | None = None  # the offset after the last record read
+    cursor = cursor_at(None)
+    renewals = 0
     while True:
-        response = client.get_messages(stream_id, cursor, limit=limit)
+        try:
+            response = client.get_messages(stream_id, cursor, limit=limit)
+        except oci.exceptions.ServiceError as exc:
+            if exc.status != 400 or renewals >= CURSOR_RENEWALS:
+                raise
+            renewals += 1
+            cursor = cursor_at(following)
+            continue
+        renewals = 0
         messages = response.data or []
         if not messages:
             return
@@ -52,6 +75,7 @@ def read_partition(client: Any, stream_id: str, partition: str, *, first: int | 
             if last is not None and offset > last:
                 return
             yield _decode(message)
+            following = offset + 1
             if last is not None and offset == last:
                 return
         cursor = response.headers["opc-next-cursor"]

@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+import oci
 import orjson
 import pytest
 
@@ -542,3 +543,34 @@ def test_a_request_fetches_only_its_own_items_of_a_shared_range(
     assert orjson.loads(legacy.to_message()).get("key") is None
     assert len(fetcher.read_items(legacy, FetchResult(legacy))) == last.offset - first.offset + 1
     del ids
+
+
+def test_a_cursor_that_expires_under_a_read_is_renewed_where_the_read_stands(
+        factory: OciClientFactory, ocisim: OcisimServer, ocisim_control: OcisimControl) -> None:
+    """Cursors live 5 minutes: a GetMessages refused for an expired cursor (400) takes a new cursor at the next
+    offset, so the request still reads its items (it used to read none and drop them)."""
+    from siem_pipeline.stream_reader import read_partition
+
+    pipeline, fanout, fetcher, pair, ids = backfill_pair(ocisim, ocisim_control, factory)
+    assert fanout.run(now(ocisim_control)).backfill_items == 4
+    [body] = pipeline.new_fetch_requests()
+    request = FetchRequest.from_message(body)
+    ocisim_control.fault(service="streaming", operation="Cursor.expired", resource=pipeline.work.id, count=1)
+    result = fetcher.run(request)
+    assert (result.read, result.count("done")) == (5, 5)  # the live window and four chunks
+    assert backfill_of(read_state(pipeline, factory), pair).done
+    assert ids[0] | ids[1] <= set(pipeline.event_ids())
+    # mid-read too (a record at a time), and from the trim horizon
+    client = factory.stream(pipeline.work.messages_endpoint)
+    whole = [r.offset for r in read_partition(client, pipeline.work.id, request.partition, first=request.first,
+                                              last=request.last)]
+    ocisim_control.fault(service="streaming", operation="Cursor.expired", resource=pipeline.work.id, count=2, after=2)
+    assert [r.offset for r in read_partition(client, pipeline.work.id, request.partition, first=request.first,
+                                             last=request.last, limit=1)] == whole
+    everything = [r.offset for r in read_partition(client, pipeline.work.id, request.partition)]
+    ocisim_control.fault(service="streaming", operation="Cursor.expired", resource=pipeline.work.id, count=1)
+    assert [r.offset for r in read_partition(client, pipeline.work.id, request.partition)] == everything
+    # a cursor refused every time: the read gives up after a few new ones, with the service's error
+    ocisim_control.fault(service="streaming", operation="Cursor.expired", resource=pipeline.work.id, count=10)
+    with pytest.raises(oci.exceptions.ServiceError):
+        list(read_partition(client, pipeline.work.id, request.partition, first=request.first, last=request.last))
