@@ -41,7 +41,6 @@ typedef struct {
     uint64_t third[256];                 /* byte -> classes it can follow as a word's third byte (any byte for a
                                           * class holding a word of two bytes) */
     signed char class_words[MAX_WORDS][MAX_WORDS + 1];  /* class -> its words, -1 terminated */
-    int classes;
     /* The byte tables as nibble tables over 8 buckets (class c in bucket c % 8): a byte b may be a first byte of
      * a class of bucket k when bit k is set in both nibbles[0][b & 15] and nibbles[1][b >> 4]; a second byte
      * likewise with nibbles[2] and [3], a third with [4] and [5]. A filter only: match_at checks the classes
@@ -377,7 +376,6 @@ static int Lane_init(Lane *self, PyObject *args, PyObject *kwds) {
         }
     }
     self->key_count = key_count;
-    self->classes = classes;
     memset(self->nibbles, 0, sizeof self->nibbles);
     for (i = 0; i < 256; i++) {
         unsigned char first = fold_buckets(self->first[i]), second = fold_buckets(self->second[i]);
